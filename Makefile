@@ -1,0 +1,38 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Each works alone on a fresh machine: it creates .venv, installs torch
+# (TORCH_SPEC, the CPU build), then ebmlab with its dev extras.
+TORCH_SPEC ?= torch==2.13.0
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ebmlab-installed
+# Passing TORCH_SPEC again with the package keeps pip from swapping torch
+# for a newer (CUDA) build while resolving ebmlab's "torch>=..." requirement.
+PIP := $(PY) -m pip install --disable-pip-version-check -q
+
+.PHONY: demo test lint typecheck install clean bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) "$(TORCH_SPEC)"
+	$(PIP) -e ".[dev]" "$(TORCH_SPEC)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/ebmlab train --out runs/demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/sampling.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,24 @@
+"""ebmlab: energy-based models end to end.
+
+Fit, sample, evaluate and use models ``p(x) = exp(-E(x)) / Z`` whose normalizer
+``Z`` is unknown. Low energy = high probability, everywhere in the library.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import data, energies, errors, objectives, partition, samplers, train
+from .samplers import sample
+
+__all__ = [
+    "__version__",
+    "data",
+    "energies",
+    "errors",
+    "objectives",
+    "partition",
+    "sample",
+    "samplers",
+    "train",
+]

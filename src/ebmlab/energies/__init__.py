@@ -1,0 +1,22 @@
+"""Energies: the contract, neural energies, closed-form targets, composition.
+
+Low energy = high probability: ``p(x) = exp(-E(x)) / Z``.
+"""
+
+from __future__ import annotations
+
+from .base import Energy, energy_and_grad, score
+from .compose import SumEnergy, Tempered
+from .gaussian import Gaussian, GaussianMixture
+from .mlp import MLPEnergy
+
+__all__ = [
+    "Energy",
+    "Gaussian",
+    "GaussianMixture",
+    "MLPEnergy",
+    "SumEnergy",
+    "Tempered",
+    "energy_and_grad",
+    "score",
+]

@@ -1,0 +1,128 @@
+"""Unadjusted Langevin dynamics (ULA / SGLD), as used to train deep EBMs."""
+
+from __future__ import annotations
+
+__all__ = ["Langevin", "LangevinInfo", "LangevinState"]
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .._types import EnergyFn
+from ..energies.base import energy_and_grad
+
+
+class LangevinState(NamedTuple):
+    """Chains of :class:`Langevin`.
+
+    Attributes:
+        x: Configurations, shape ``(n_chains, *event_shape)``.
+        energy: ``E(x)``, shape ``(n_chains,)``.
+        grad: ``grad_x E(x)``, shaped like ``x``.
+    """
+
+    x: Tensor
+    energy: Tensor
+    grad: Tensor
+
+
+class LangevinInfo(NamedTuple):
+    """Per-step diagnostics: ``acceptance_rate`` is 1 (no Metropolis step)."""
+
+    acceptance_rate: Tensor
+
+
+class Langevin:
+    """Unadjusted Langevin algorithm, ``x' = x - eps grad E(x) + sigma z``.
+
+    With the default ``noise_scale = sqrt(2 eps)`` this is the Euler
+    discretization of the Langevin diffusion whose stationary law is
+    ``exp(-E)``, up to an ``O(eps)`` bias (use :class:`~ebmlab.samplers.MALA`
+    to remove it). Deep-EBM recipes often set ``noise_scale`` much smaller than
+    ``sqrt(2 eps)``: that samples a colder distribution, faster.
+
+    Arguments:
+        step_size: ``eps > 0``, the gradient step.
+        noise_scale: ``sigma >= 0``; default ``sqrt(2 * step_size)``.
+        grad_clip: If set, each chain's gradient is rescaled to at most this
+            Euclidean norm.
+        clamp: If set, ``(low, high)`` bounds applied to ``x`` after each step
+            (e.g. ``(-1, 1)`` for images).
+
+    Example:
+        >>> from ebmlab.energies import Gaussian
+        >>> sampler = Langevin(step_size=0.01)
+        >>> state = sampler.init(torch.zeros(4, 2), Gaussian.standard(2))
+        >>> state, info = sampler.step(state, Gaussian.standard(2))
+        >>> tuple(state.x.shape)
+        (4, 2)
+    """
+
+    has_acceptance = False
+
+    def __init__(
+        self,
+        step_size: float,
+        noise_scale: float | None = None,
+        *,
+        grad_clip: float | None = None,
+        clamp: tuple[float, float] | None = None,
+    ) -> None:
+        if not step_size > 0:
+            raise ValueError(f"step_size must be > 0, got {step_size}")
+        if noise_scale is not None and not noise_scale >= 0:
+            raise ValueError(f"noise_scale must be >= 0, got {noise_scale}")
+        if grad_clip is not None and not grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0, got {grad_clip}")
+        if clamp is not None and not clamp[0] < clamp[1]:
+            raise ValueError(f"clamp must be (low, high) with low < high, got {clamp}")
+        self.step_size = float(step_size)
+        self.noise_scale = (
+            math.sqrt(2.0 * step_size) if noise_scale is None else float(noise_scale)
+        )
+        self.grad_clip = grad_clip
+        self.clamp = clamp
+        self._ones: Tensor | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Langevin(step_size={self.step_size}, noise_scale={self.noise_scale:.4g}, "
+            f"grad_clip={self.grad_clip}, clamp={self.clamp})"
+        )
+
+    def init(self, x: Tensor, energy: EnergyFn) -> LangevinState:
+        """Chains at ``x`` ``(n_chains, *event_shape)`` with energy and gradient cached."""
+        x = x.detach()
+        if self.clamp is not None:
+            x = x.clamp(*self.clamp)
+        e, g = energy_and_grad(energy, x)
+        return LangevinState(x, e, g)
+
+    def _acceptance(self, x: Tensor) -> Tensor:
+        ones = self._ones
+        if ones is None or ones.shape[0] != x.shape[0] or ones.device != x.device:
+            ones = self._ones = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
+        return ones
+
+    def step(
+        self,
+        state: LangevinState,
+        energy: EnergyFn,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> tuple[LangevinState, LangevinInfo]:
+        """One Langevin move of every chain."""
+        x, grad = state.x, state.grad
+        if self.grad_clip is not None:
+            norm = grad.reshape(grad.shape[0], -1).norm(dim=1).clamp_min(1e-12)
+            factor = (self.grad_clip / norm).clamp(max=1.0)
+            grad = grad * factor.reshape((-1,) + (1,) * (grad.dim() - 1))
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        # Two fused kernels: x - eps * grad, then + sigma * noise in place.
+        x_new = torch.add(x, grad, alpha=-self.step_size).add_(noise, alpha=self.noise_scale)
+        if self.clamp is not None:
+            x_new = x_new.clamp(*self.clamp)
+        e, g = energy_and_grad(energy, x_new)
+        return LangevinState(x_new, e, g), LangevinInfo(self._acceptance(x))

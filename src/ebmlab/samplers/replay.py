@@ -1,0 +1,142 @@
+"""Replay buffer of persistent chain states (Du & Mordatch 2019)."""
+
+from __future__ import annotations
+
+__all__ = ["ReplayBuffer"]
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+#: ``init_fn(n, generator) -> Tensor (n, *event_shape)``: fresh starting points.
+InitFn = Callable[[int, "torch.Generator | None"], Tensor]
+
+
+class ReplayBuffer:
+    """A store of past MCMC end-states used to start the next chains.
+
+    :meth:`sample` draws ``n`` stored states; each is replaced by a fresh start
+    from ``init_fn`` with probability ``reinit_prob`` (so chains do not all
+    collapse into old modes). After sampling, :meth:`push` writes the new
+    end-states back:
+
+    * default: into the slots they were drawn from (persistent chains);
+    * ``reservoir=True``: reservoir sampling over everything ever pushed, so the
+      buffer is a uniform sample of the whole history.
+
+    Arguments:
+        capacity: Number of stored states.
+        init_fn: ``(n, generator) -> Tensor (n, *event_shape)`` fresh starts.
+        reinit_prob: Probability in ``[0, 1]`` of a fresh start per draw.
+        reservoir: Use reservoir sampling in :meth:`push`.
+        generator: Generator for the initial fill.
+
+    Example:
+        >>> buf = ReplayBuffer(100, lambda n, g: torch.rand(n, 2, generator=g) * 2 - 1)
+        >>> x, idx = buf.sample(8)
+        >>> buf.push(x + 0.1, idx)
+        >>> tuple(x.shape), len(buf)
+        ((8, 2), 100)
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        init_fn: InitFn,
+        *,
+        reinit_prob: float = 0.05,
+        reservoir: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if int(capacity) < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if not 0.0 <= reinit_prob <= 1.0:
+            raise ValueError(f"reinit_prob must be in [0, 1], got {reinit_prob}")
+        self.capacity = int(capacity)
+        self.init_fn = init_fn
+        self.reinit_prob = float(reinit_prob)
+        self.reservoir = bool(reservoir)
+        self.buffer = init_fn(self.capacity, generator).detach().clone()
+        if self.buffer.shape[0] != self.capacity:
+            raise ValueError(
+                f"init_fn({self.capacity}) returned {self.buffer.shape[0]} rows"
+            )
+        #: Number of states pushed so far (reservoir sampling needs it).
+        self.n_seen = 0
+
+    def __len__(self) -> int:
+        return self.capacity
+
+    def __repr__(self) -> str:
+        return (
+            f"ReplayBuffer(capacity={self.capacity}, reinit_prob={self.reinit_prob}, "
+            f"reservoir={self.reservoir})"
+        )
+
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` starting points.
+
+        Returns:
+            ``(x, idx)``: states ``(n, *event_shape)`` (a copy) and the slots
+            they came from ``(n,)``, to hand back to :meth:`push`.
+        """
+        dev = self.buffer.device
+        idx = torch.randint(self.capacity, (n,), generator=generator, device=dev)
+        x = self.buffer[idx]
+        if self.reinit_prob > 0:
+            fresh = self.init_fn(n, generator).to(device=dev, dtype=x.dtype)
+            u = torch.rand(n, generator=generator, device=dev)
+            mask = (u < self.reinit_prob).reshape((n,) + (1,) * (x.dim() - 1))
+            x = torch.where(mask, fresh, x)
+        return x, idx
+
+    def push(
+        self, x: Tensor, idx: Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> None:
+        """Store end-states ``x`` ``(n, *event_shape)``.
+
+        Arguments:
+            x: New states.
+            idx: Slots from :meth:`sample` (ignored with ``reservoir=True``).
+            generator: Random generator for reservoir sampling.
+        """
+        x = x.detach().to(self.buffer.device, self.buffer.dtype)
+        n = x.shape[0]
+        if not self.reservoir:
+            if idx is None:
+                raise ValueError("push needs the idx returned by sample (or reservoir=True)")
+            self.buffer[idx] = x
+        else:
+            # Algorithm R, vectorized: item number k (0-based) replaces slot
+            # j ~ U{0..k} when j < capacity; later items win ties, as sequentially.
+            k = torch.arange(self.n_seen, self.n_seen + n, device=self.buffer.device)
+            u = torch.rand(n, generator=generator, device=self.buffer.device)
+            j = (u * (k + 1).to(u.dtype)).long()
+            j = torch.where(k < self.capacity, k, j)
+            keep = j < self.capacity
+            self.buffer[j[keep]] = x[keep]
+        self.n_seen += n
+
+    def to(self, device: torch.device | str) -> ReplayBuffer:
+        """Move the stored states to ``device`` (in place); returns ``self``."""
+        self.buffer = self.buffer.to(device)
+        return self
+
+    def state_dict(self) -> dict[str, Tensor | int]:
+        """Tensors and counters needed to restore the buffer exactly."""
+        return {"buffer": self.buffer, "n_seen": self.n_seen}
+
+    def load_state_dict(self, state: dict[str, Tensor | int]) -> None:
+        """Restore from :meth:`state_dict`."""
+        buf = state["buffer"]
+        assert isinstance(buf, Tensor)
+        if tuple(buf.shape) != tuple(self.buffer.shape):
+            raise ValueError(
+                f"replay buffer shape {tuple(buf.shape)} does not match "
+                f"{tuple(self.buffer.shape)}"
+            )
+        self.buffer = buf.to(self.buffer.device, self.buffer.dtype).clone()
+        self.n_seen = int(state["n_seen"])
