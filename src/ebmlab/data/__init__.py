@@ -1,1 +1,36 @@
-"""placeholder"""
+"""Data: 2-D toy distributions and loaders for user files.
+
+Toys are generated on demand from an explicit ``torch.Generator``; nothing is
+downloaded at import time. Loaders refuse bad data with one-line
+:class:`ebmlab.errors.DataError` messages naming the file, line or row, and column.
+"""
+
+from __future__ import annotations
+
+from .loaders import load_array, load_tensor, validate_array
+from .toys import (
+    TOYS,
+    Checkerboard,
+    EightGaussians,
+    Pinwheel,
+    Rings,
+    Spirals,
+    Toy,
+    TwoMoons,
+    make_toy,
+)
+
+__all__ = [
+    "TOYS",
+    "Checkerboard",
+    "EightGaussians",
+    "Pinwheel",
+    "Rings",
+    "Spirals",
+    "Toy",
+    "TwoMoons",
+    "load_array",
+    "load_tensor",
+    "make_toy",
+    "validate_array",
+]

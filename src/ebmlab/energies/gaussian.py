@@ -60,8 +60,9 @@ class Gaussian(Energy):
         super().__init__((d,))
         self.register_buffer("mean", mean.clone())
         self.register_buffer("covariance", covariance.clone())
-        self.register_buffer("scale_tril", chol)
-        self.register_buffer("precision", torch.cholesky_inverse(chol))
+        # LAPACK returns column-major factors; safetensors only saves contiguous tensors.
+        self.register_buffer("scale_tril", chol.contiguous())
+        self.register_buffer("precision", torch.cholesky_inverse(chol).contiguous())
 
     mean: Tensor
     covariance: Tensor
@@ -93,7 +94,10 @@ class Gaussian(Energy):
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """Exact samples, shape ``(n, D)``."""
         z = torch.randn(
-            n, self.mean.shape[0], generator=generator, dtype=self.mean.dtype,
+            n,
+            self.mean.shape[0],
+            generator=generator,
+            dtype=self.mean.dtype,
             device=self.mean.device,
         )
         return self.mean + z @ self.scale_tril.T
@@ -119,9 +123,7 @@ class GaussianMixture(Energy):
         ((3,), 0.0)
     """
 
-    def __init__(
-        self, weights: Tensor, means: Tensor, covariances: Tensor | float
-    ) -> None:
+    def __init__(self, weights: Tensor, means: Tensor, covariances: Tensor | float) -> None:
         means = _as_tensor(means)
         weights = _as_tensor(weights, means.dtype)
         if means.dim() != 2:
@@ -134,7 +136,10 @@ class GaussianMixture(Energy):
             cov = cov.expand(k)
         if cov.dim() == 1:
             if cov.shape[0] != k:
-                raise ValueError(f"isotropic variances must have shape ({k},), got {cov.shape}")
+                raise ValueError(
+                    f"covariances (isotropic variances) must have shape ({k},), "
+                    f"got {tuple(cov.shape)}"
+                )
             cov = cov[:, None, None] * torch.eye(d, dtype=means.dtype)
         if tuple(cov.shape) != (k, d, d):
             raise ValueError(f"covariances must have shape ({k}, {d}, {d}), got {cov.shape}")
@@ -145,7 +150,7 @@ class GaussianMixture(Energy):
         self.register_buffer("log_weights", torch.log(weights / weights.sum()))
         self.register_buffer("means", means.clone())
         self.register_buffer("covariances", cov.clone())
-        self.register_buffer("scale_tril", chol)
+        self.register_buffer("scale_tril", chol.contiguous())
         log_norm = 0.5 * d * math.log(2 * math.pi) + torch.log(
             torch.diagonal(chol, dim1=-2, dim2=-1)
         ).sum(-1)
@@ -184,7 +189,10 @@ class GaussianMixture(Energy):
         """Exact samples, shape ``(n, D)``."""
         k = torch.multinomial(self.log_weights.exp(), n, replacement=True, generator=generator)
         z = torch.randn(
-            n, self.means.shape[1], generator=generator, dtype=self.means.dtype,
+            n,
+            self.means.shape[1],
+            generator=generator,
+            dtype=self.means.dtype,
             device=self.means.device,
         )
         return self.means[k] + (self.scale_tril[k] @ z[:, :, None]).squeeze(-1)

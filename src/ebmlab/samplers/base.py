@@ -64,8 +64,9 @@ def metropolis_accept(log_alpha: Tensor, generator: torch.Generator | None = Non
     Returns:
         Boolean mask, shape ``(N,)``.
     """
-    u = torch.rand(log_alpha.shape, generator=generator, dtype=log_alpha.dtype,
-                   device=log_alpha.device)
+    u = torch.rand(
+        log_alpha.shape, generator=generator, dtype=log_alpha.dtype, device=log_alpha.device
+    )
     # log(u) < log_alpha; NaN compares False, so a non-finite proposal is rejected.
     return torch.log(u) < log_alpha
 

@@ -59,9 +59,7 @@ class ReplayBuffer:
         self.reservoir = bool(reservoir)
         self.buffer = init_fn(self.capacity, generator).detach().clone()
         if self.buffer.shape[0] != self.capacity:
-            raise ValueError(
-                f"init_fn({self.capacity}) returned {self.buffer.shape[0]} rows"
-            )
+            raise ValueError(f"init_fn({self.capacity}) returned {self.buffer.shape[0]} rows")
         #: Number of states pushed so far (reservoir sampling needs it).
         self.n_seen = 0
 
@@ -74,17 +72,19 @@ class ReplayBuffer:
             f"reservoir={self.reservoir})"
         )
 
-    def sample(
-        self, n: int, *, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Draw ``n`` starting points.
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` starting points (each stored state once when ``n == capacity``).
 
         Returns:
             ``(x, idx)``: states ``(n, *event_shape)`` (a copy) and the slots
             they came from ``(n,)``, to hand back to :meth:`push`.
         """
         dev = self.buffer.device
-        idx = torch.randint(self.capacity, (n,), generator=generator, device=dev)
+        if n == self.capacity and not self.reservoir:
+            # Every chain exactly once: classic persistent chains (Tieleman 2008).
+            idx = torch.randperm(n, generator=generator, device=dev)
+        else:
+            idx = torch.randint(self.capacity, (n,), generator=generator, device=dev)
         x = self.buffer[idx]
         if self.reinit_prob > 0:
             fresh = self.init_fn(n, generator).to(device=dev, dtype=x.dtype)
@@ -112,12 +112,20 @@ class ReplayBuffer:
         else:
             # Algorithm R, vectorized: item number k (0-based) replaces slot
             # j ~ U{0..k} when j < capacity; later items win ties, as sequentially.
-            k = torch.arange(self.n_seen, self.n_seen + n, device=self.buffer.device)
-            u = torch.rand(n, generator=generator, device=self.buffer.device)
+            dev = self.buffer.device
+            k = torch.arange(self.n_seen, self.n_seen + n, device=dev)
+            # float64: float32 cannot tell k from k + 1 past 2^24 pushes.
+            u = torch.rand(n, generator=generator, device=dev, dtype=torch.float64)
             j = (u * (k + 1).to(u.dtype)).long()
             j = torch.where(k < self.capacity, k, j)
             keep = j < self.capacity
-            self.buffer[j[keep]] = x[keep]
+            j, k, x = j[keep], k[keep], x[keep]
+            # Index assignment with repeated slots has no defined winner (CUDA):
+            # keep only the latest item per slot, as the sequential algorithm does.
+            latest = torch.full((self.capacity,), -1, dtype=k.dtype, device=dev)
+            latest.scatter_reduce_(0, j, k, reduce="amax")
+            wins = latest[j] == k
+            self.buffer[j[wins]] = x[wins]
         self.n_seen += n
 
     def to(self, device: torch.device | str) -> ReplayBuffer:
@@ -135,8 +143,7 @@ class ReplayBuffer:
         assert isinstance(buf, Tensor)
         if tuple(buf.shape) != tuple(self.buffer.shape):
             raise ValueError(
-                f"replay buffer shape {tuple(buf.shape)} does not match "
-                f"{tuple(self.buffer.shape)}"
+                f"replay buffer shape {tuple(buf.shape)} does not match {tuple(self.buffer.shape)}"
             )
         self.buffer = buf.to(self.buffer.device, self.buffer.dtype).clone()
         self.n_seen = int(state["n_seen"])

@@ -1,0 +1,208 @@
+"""Command line: ``ebmlab train | resume | sample | evaluate | score``.
+
+Thin: parse arguments, call library functions, write results. User errors
+print one line on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["build_parser", "main"]
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import EbmlabError
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2 (argparse's own convention)
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=None, help="random seed (overrides config)")
+    p.add_argument("--device", default=None, help="torch device: cpu (default), cuda, cuda:1")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default=None,
+        help="floating-point precision (overrides config)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ebmlab`` argument parser."""
+    parser = _Parser(prog="ebmlab", description="Energy-based models: fit, sample, evaluate.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"ebmlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train from a YAML config (default: built-in demo)")
+    p.add_argument("config", nargs="?", help="YAML config; omitted: eight Gaussians by PCD")
+    p.add_argument("--data", help=".npy/.npz/.csv of rows; overrides the config's data")
+    p.add_argument("--steps", type=int, help="parameter updates (overrides config)")
+    p.add_argument("--out", help="run directory (default runs/NAME)")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    _common(p)
+
+    p = sub.add_parser("resume", help="continue a run from its last checkpoint")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--steps", type=int, help="extend to this many updates in all")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    _common(p)
+
+    p = sub.add_parser("sample", help="draw samples from a trained run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("-n", "--n", type=int, default=1000, help="number of samples")
+    p.add_argument("-o", "--out", required=True, help="output .npy file")
+    p.add_argument("--steps", type=int, help="MCMC steps (default: the run's sample_steps)")
+    _common(p)
+
+    p = sub.add_parser("evaluate", help="evaluate a trained run, rewrite report.json")
+    p.add_argument("run", help="run directory")
+    _common(p)
+
+    p = sub.add_parser("score", help="energy of each row of a data file")
+    p.add_argument("run", help="run directory")
+    p.add_argument("file", help=".npy/.npz/.csv of rows")
+    p.add_argument("-o", "--out", help="output .csv (default: stdout), one energy per line")
+    _common(p)
+    return parser
+
+
+def _summary(report: dict[str, Any]) -> str:
+    def f(key: str) -> str:
+        v = report.get(key)
+        return "n/a" if v is None else f"{v:.4f}"
+
+    return (
+        f"held-out NLL {f('nll_heldout')} nats | entropy floor {f('entropy_floor')} | "
+        f"gap {f('nll_gap')} | log Z {f('log_z')} ({report.get('log_z_method')}) | "
+        f"MMD {f('mmd')} | trained {f('train_seconds')} s"
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import RunConfig, load_config
+    from .runs import train_run
+
+    cfg = load_config(args.config) if args.config else RunConfig()
+    if args.data:
+        cfg.data.file = args.data
+        cfg.data.toy = None
+        if not args.config:
+            cfg.name = Path(args.data).stem
+    if args.steps is not None:
+        cfg.train.steps = args.steps
+    _override(cfg, args)
+    out = Path(args.out) if args.out else Path("runs") / cfg.name
+    report = train_run(cfg, out, progress=not args.quiet, evaluate=not args.no_eval)
+    print(f"run written to {out}")
+    if report:
+        print(_summary(report))
+    return 0
+
+
+def _override(cfg: Any, args: argparse.Namespace) -> None:
+    from .errors import ConfigError
+
+    try:
+        if args.seed is not None:
+            cfg.seed = args.seed
+        if args.device is not None:
+            cfg.device = args.device
+        if args.dtype is not None:
+            cfg.dtype = args.dtype
+    except ValueError as exc:
+        raise ConfigError(f"bad command-line override: {exc}") from None
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from .runs import resume_run
+
+    report = resume_run(
+        args.run, steps=args.steps, progress=not args.quiet, evaluate=not args.no_eval
+    )
+    print(f"run {args.run} resumed")
+    if report:
+        print(_summary(report))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .runs import sample_run
+    from .train import atomic_write_bytes
+
+    x = sample_run(
+        args.run,
+        args.n,
+        steps=args.steps,
+        seed=args.seed or 0,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, x.detach().cpu().numpy())
+    atomic_write_bytes(args.out, buf.getvalue())
+    print(f"{x.shape[0]} samples of shape {tuple(x.shape[1:])} written to {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .runs import evaluate_run, load_run
+
+    report = evaluate_run(
+        args.run, load_run(args.run, device=args.device), progress=not args.quiet
+    )
+    print(json.dumps({k: v for k, v in report.items() if k != "versions"}, indent=2))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .runs import score_run
+    from .train import atomic_write_text
+
+    e = score_run(args.run, args.file, device=args.device)
+    text = "".join(f"{v:.9g}\n" for v in e.tolist())
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"{e.numel()} energies written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ebmlab`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handlers = {
+        "train": _train,
+        "resume": _resume,
+        "sample": _sample,
+        "evaluate": _evaluate,
+        "score": _score,
+    }
+    try:
+        return handlers[args.command](args)
+    except EbmlabError as exc:
+        print(f"ebmlab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"ebmlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

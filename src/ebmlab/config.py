@@ -1,0 +1,210 @@
+"""Validated run configuration (YAML <-> pydantic).
+
+Every section forbids unknown keys: a typo is an error naming the key and the
+closest valid one. ``RunConfig()`` is the built-in default run: eight
+Gaussians fitted by persistent contrastive divergence.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DataConfig",
+    "EvaluateConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "RunConfig",
+    "SamplerConfig",
+    "TrainConfig",
+    "load_config",
+    "parse_config",
+]
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the training data comes from: a built-in toy or a user file."""
+
+    toy: str | None = "eight_gaussians"
+    file: str | None = None
+    n_train: int = Field(50_000, ge=1)
+    n_test: int = Field(20_000, ge=1)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.file is None and self.toy is None:
+            raise ValueError("data needs a toy name or a file")
+        return self
+
+
+class ModelConfig(_Section):
+    """The energy network (an MLP over flattened inputs)."""
+
+    type: Literal["mlp"] = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [64, 64, 64])
+    activation: Literal["silu", "swish", "elu", "softplus", "tanh", "gelu"] = "silu"
+    spectral_norm: bool = False
+    base_scale: float | None = Field(4.0, gt=0.0)
+    fourier_features: int = Field(0, ge=0)
+    fourier_scale: float = Field(0.5, gt=0.0)
+
+
+class SamplerConfig(_Section):
+    """The MCMC transition used for negatives and for final samples."""
+
+    method: Literal["langevin", "ula", "mala", "hmc"] = "mala"
+    step_size: float = Field(0.02, gt=0.0)
+    noise_scale: float | None = Field(None, ge=0.0)
+    n_leapfrog: int = Field(5, ge=1)
+    grad_clip: float | None = Field(None, gt=0.0)
+    clamp: tuple[float, float] | None = None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`ebmlab.samplers.build_sampler`."""
+        if self.method in ("langevin", "ula"):
+            return {
+                "step_size": self.step_size,
+                "noise_scale": self.noise_scale,
+                "grad_clip": self.grad_clip,
+                "clamp": self.clamp,
+            }
+        if self.method == "hmc":
+            return {"step_size": self.step_size, "n_leapfrog": self.n_leapfrog}
+        return {"step_size": self.step_size}
+
+
+class ObjectiveConfig(_Section):
+    """The training objective (contrastive divergence and its forms)."""
+
+    name: Literal["cd", "pcd", "short-run"] = "pcd"
+    n_steps: int = Field(10, ge=0)
+    alpha: float = Field(0.0, ge=0.0)
+    n_chains: int | None = Field(None, ge=1)
+    reinit_prob: float = Field(0.0, ge=0.0, le=1.0)
+    reservoir: bool = False
+
+
+class TrainConfig(_Section):
+    """The optimization loop."""
+
+    steps: int = Field(2000, ge=0)
+    batch_size: int = Field(512, ge=1)
+    lr: float = Field(1e-2, gt=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.0, ge=0.0)
+    lr_schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    warmup_steps: int = Field(100, ge=0)
+    grad_clip: float | None = Field(None, gt=0.0)
+    log_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(200, ge=0)
+    threads: int | None = Field(None, ge=1)
+
+
+class EvaluateConfig(_Section):
+    """Final evaluation: samples, exact NLL by quadrature, MMD."""
+
+    n_samples: int = Field(5000, ge=10)
+    sample_steps: int = Field(500, ge=0)
+    quadrature_resolution: int | None = Field(None, ge=8)
+    mmd_samples: int = Field(2000, ge=10)
+
+
+class RunConfig(_Section):
+    """A whole run: what ``ebmlab train`` reads and writes to ``config.yaml``."""
+
+    name: str = "demo"
+    seed: int = 0
+    device: str = "cpu"
+    dtype: Literal["float32", "float64"] = "float32"
+    data: DataConfig = Field(default_factory=lambda: DataConfig())
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig())
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig())
+    objective: ObjectiveConfig = Field(default_factory=lambda: ObjectiveConfig())
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig())
+    evaluate: EvaluateConfig = Field(default_factory=lambda: EvaluateConfig())
+
+    def to_yaml(self) -> str:
+        """Every field written out, defaults included."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _section_fields(path: tuple[Any, ...]) -> list[str]:
+    model: Any = RunConfig
+    for part in path[:-1]:
+        field = model.model_fields.get(part)
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return list(model.model_fields)
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    key = ".".join(str(p) for p in loc)
+    if err["type"] == "extra_forbidden":
+        valid = _section_fields(loc)
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"{source}: unknown config key '{key}'{hint} (valid keys here: {', '.join(valid)})"
+    where = f"config key '{key}'" if key else "config"
+    got = err.get("input")
+    got_s = f" (got {got!r})" if not isinstance(got, dict) and got is not None else ""
+    return f"{source}: {where}: {err['msg']}{got_s}"
+
+
+def parse_config(raw: Any, source: str = "config") -> RunConfig:
+    """Validate a mapping into a :class:`RunConfig`.
+
+    Raises:
+        ConfigError: One line naming the key and what was expected.
+
+    Example:
+        >>> parse_config({"train": {"steps": 10}}).train.steps
+        10
+        >>> parse_config({"train": {"stesp": 10}})
+        Traceback (most recent call last):
+        ...
+        ebmlab.errors.ConfigError: config: unknown config key 'train.stesp'; did you mean ...
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> RunConfig:
+    """Read and validate a YAML config file.
+
+    Raises:
+        ConfigError: Missing file, bad YAML, or an invalid key or value.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p}: invalid YAML{where}") from None
+    return parse_config(raw, str(p))

@@ -1,0 +1,323 @@
+"""The training loop: optimizer, seeds, progress, metrics, checkpoints, resume,
+divergence guard.
+
+``fit`` works with any objective that maps ``(energy, batch, state,
+generator=...)`` to ``(loss, diagnostics, state)``; ``state`` (a replay
+buffer, or ``None``) is checkpointed through its ``state_dict``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FitResult", "Objective", "TrainSettings", "fit", "learning_rate"]
+
+import csv
+import io
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..errors import TrainingDivergedError
+from .checkpoint import atomic_write_text, load_training_state, save_training_state
+
+CHECKPOINT_NAME = "train_state.safetensors"
+METRICS_NAME = "metrics.csv"
+
+
+class Objective(Protocol):
+    """What :func:`fit` needs from an objective."""
+
+    def __call__(
+        self, energy: Any, x_pos: Tensor, state: Any, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Any, Any]: ...
+
+
+@dataclass
+class TrainSettings:
+    """Hyperparameters of the loop (not of the model or the objective).
+
+    Attributes:
+        steps: Total parameter updates.
+        batch_size: Data points per update.
+        lr: Peak learning rate of Adam.
+        betas: Adam's betas.
+        weight_decay: Decoupled weight decay (AdamW) when > 0.
+        lr_schedule: ``constant``, ``cosine`` or ``linear`` decay to 0.
+        warmup_steps: Linear warm-up from 0.
+        grad_clip: Clip the global gradient norm (``None``: no clipping).
+        log_every: Steps between metric rows.
+        checkpoint_every: Steps between checkpoints (0: only at the end).
+        seed: Seed of the one generator that drives batches and sampling.
+        device: Torch device.
+    """
+
+    steps: int = 1000
+    batch_size: int = 256
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 100
+    grad_clip: float | None = None
+    log_every: int = 50
+    checkpoint_every: int = 200
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in ("constant", "cosine", "linear"):
+            raise ValueError(
+                f"lr_schedule must be one of ['constant', 'cosine', 'linear'], "
+                f"got {self.lr_schedule!r}"
+            )
+        if self.log_every < 1 or self.checkpoint_every < 0 or self.warmup_steps < 0:
+            raise ValueError("log_every must be >= 1, checkpoint_every and warmup_steps >= 0")
+
+
+def learning_rate(settings: TrainSettings, step: int) -> float:
+    """Learning rate at ``step`` (0-based): warm-up, then the chosen decay."""
+    warm = min(1.0, (step + 1) / settings.warmup_steps) if settings.warmup_steps else 1.0
+    frac = step / max(settings.steps, 1)
+    if settings.lr_schedule == "cosine":
+        decay = 0.5 * (1.0 + math.cos(math.pi * frac))
+    elif settings.lr_schedule == "linear":
+        decay = 1.0 - frac
+    else:
+        decay = 1.0
+    return settings.lr * warm * decay
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns.
+
+    Attributes:
+        step: Updates done in all (including before a resume).
+        seconds: Wall-clock seconds of this call.
+        metrics: The logged rows of this call (dicts of floats).
+        state: Final objective state (e.g. the replay buffer).
+    """
+
+    step: int
+    seconds: float
+    metrics: list[dict[str, float]]
+    state: Any
+
+
+def _make_optimizer(energy: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+    params = [p for p in energy.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the energy has no trainable parameters")
+    if s.weight_decay > 0:
+        return torch.optim.AdamW(params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
+    return torch.optim.Adam(params, lr=s.lr, betas=s.betas)
+
+
+def _read_metrics(path: Path, up_to: int) -> tuple[list[str] | None, list[list[str]]]:
+    if not path.is_file():
+        return None, []
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return None, []
+    header, body = rows[0], rows[1:]
+    return header, [r for r in body if r and int(float(r[0])) <= up_to]
+
+
+def fit(
+    energy: nn.Module,
+    data: Tensor,
+    objective: Objective,
+    settings: TrainSettings,
+    *,
+    state: Any = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> FitResult:
+    """Train ``energy`` on ``data`` with ``objective``.
+
+    One ``torch.Generator`` seeded with ``settings.seed`` drives batch
+    selection, sampling and the replay buffer, and its state is checkpointed,
+    so a resumed run gives the same weights as an uninterrupted one.
+
+    Arguments:
+        energy: The model; moved to ``settings.device``.
+        data: Training set, shape ``(N, *event_shape)``.
+        objective: E.g. :class:`~ebmlab.objectives.ContrastiveDivergence`.
+        settings: Loop hyperparameters.
+        state: Objective state (replay buffer) or ``None``; anything with
+            ``state_dict()``/``load_state_dict()`` is checkpointed.
+        run_dir: Where ``metrics.csv`` and ``train_state.safetensors`` go
+            (``None``: nothing is written).
+        resume: Continue from ``run_dir``'s checkpoint.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        TrainingDivergedError: On a non-finite loss, energy or gradient; the
+            last good checkpoint is kept and the message says what to change.
+    """
+    dev = torch.device(settings.device)
+    energy.to(dev)
+    data = data.to(dev)
+    if data.shape[0] < 1:
+        raise ValueError("data is empty")
+    generator = torch.Generator(device=dev).manual_seed(settings.seed)
+    optimizer = _make_optimizer(energy, settings)
+    out = Path(run_dir) if run_dir is not None else None
+    ckpt = out / CHECKPOINT_NAME if out is not None else None
+    start = 0
+    if resume:
+        if ckpt is None:
+            raise ValueError("resume needs a run_dir")
+        start, extra_tensors, _ = load_training_state(
+            ckpt, model=energy, optimizer=optimizer, generator=generator
+        )
+        if state is not None and extra_tensors:
+            state.load_state_dict(
+                {"buffer": extra_tensors["buffer"].to(dev), "n_seen": int(extra_tensors["n_seen"])}
+            )
+
+    def checkpoint(step: int) -> None:
+        if ckpt is None:
+            return
+        extra: dict[str, Tensor] = {}
+        if state is not None and hasattr(state, "state_dict"):
+            sd = state.state_dict()
+            extra = {"buffer": sd["buffer"], "n_seen": torch.tensor(int(sd["n_seen"]))}
+        save_training_state(
+            ckpt,
+            step=step,
+            model=energy,
+            optimizer=optimizer,
+            generator=generator,
+            extra_tensors=extra,
+            extra={"settings": asdict(settings)},
+        )
+
+    columns = [
+        "step",
+        "loss",
+        "energy_pos",
+        "energy_neg",
+        "energy_gap",
+        "acceptance_rate",
+        "grad_norm",
+        "lr",
+        "seconds",
+    ]
+    metrics_path = out / METRICS_NAME if out is not None else None
+    metrics_fh: io.TextIOWrapper | None = None
+    if metrics_path is not None:
+        _, kept = _read_metrics(metrics_path, start) if resume else (None, [])
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(columns)
+        writer.writerows(kept)
+        atomic_write_text(metrics_path, buf.getvalue())
+        metrics_fh = open(metrics_path, "a", newline="")  # noqa: SIM115 - closed below
+    last_good = start if (resume or ckpt is None) else -1
+    if ckpt is not None and not resume:
+        checkpoint(0)
+        last_good = 0
+
+    rows: list[dict[str, float]] = []
+    sums: dict[str, Tensor] = {}
+    n_sum = 0
+    t0 = time.perf_counter()
+    bar = tqdm(
+        total=settings.steps,
+        initial=start,
+        desc="training",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    n = data.shape[0]
+    energy.train()
+    try:
+        for step in range(start, settings.steps):
+            lr = learning_rate(settings, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            idx = torch.randint(n, (settings.batch_size,), generator=generator, device=dev)
+            loss, diag, state = objective(energy, data[idx], state, generator=generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            max_norm = settings.grad_clip if settings.grad_clip is not None else math.inf
+            grad_norm = nn.utils.clip_grad_norm_(energy.parameters(), max_norm)
+            checks = torch.stack([loss.detach(), diag.energy_neg, diag.energy_pos, grad_norm])
+            if not bool(torch.isfinite(checks).all()):
+                what = [
+                    name
+                    for name, v in zip(
+                        ["loss", "negative-sample energy", "data energy", "gradient norm"],
+                        checks.tolist(),
+                        strict=True,
+                    )
+                    if not math.isfinite(v)
+                ]
+                where = (
+                    f"the last good checkpoint (step {last_good}) is kept in {out}"
+                    if out is not None and last_good >= 0
+                    else "no checkpoint was written"
+                )
+                raise TrainingDivergedError(
+                    f"training diverged at step {step}: non-finite {', '.join(what)}; {where}. "
+                    f"Try a lower learning rate (now {settings.lr:g}), a smaller sampler "
+                    f"step size, gradient clipping (train.grad_clip), or the energy "
+                    f"regularizer (objective.alpha > 0)"
+                )
+            optimizer.step()
+            values = {
+                "loss": diag.loss,
+                "energy_pos": diag.energy_pos,
+                "energy_neg": diag.energy_neg,
+                "energy_gap": diag.energy_gap,
+                "acceptance_rate": diag.acceptance_rate,
+                "grad_norm": grad_norm,
+            }
+            for k, v in values.items():
+                sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
+            n_sum += 1
+            done = step + 1
+            if done % settings.log_every == 0 or done == settings.steps:
+                row = {"step": float(done)}
+                row.update({k: float(v) / n_sum for k, v in sums.items()})
+                row["lr"] = lr
+                row["seconds"] = time.perf_counter() - t0
+                rows.append(row)
+                sums, n_sum = {}, 0
+                if metrics_fh is not None:
+                    csv.writer(metrics_fh).writerow([f"{row[c]:.6g}" for c in columns])
+                    metrics_fh.flush()
+                bar.set_postfix(
+                    loss=f"{row['loss']:.3f}",
+                    gap=f"{row['energy_gap']:.3f}",
+                    acc=f"{row['acceptance_rate']:.2f}",
+                )
+            if settings.checkpoint_every and done % settings.checkpoint_every == 0:
+                checkpoint(done)
+                last_good = done
+            bar.update(1)
+        if settings.steps > start and last_good != settings.steps:
+            checkpoint(settings.steps)
+    finally:
+        bar.close()
+        if metrics_fh is not None:
+            metrics_fh.close()
+        energy.eval()
+    return FitResult(max(settings.steps, start), time.perf_counter() - t0, rows, state)
