@@ -100,9 +100,9 @@ class ObjectiveConfig(_Section):
 class TrainConfig(_Section):
     """The optimization loop."""
 
-    steps: int = Field(2000, ge=0)
+    steps: int = Field(5000, ge=0)
     batch_size: int = Field(512, ge=1)
-    lr: float = Field(1e-2, gt=0.0)
+    lr: float = Field(5e-3, gt=0.0)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(0.0, ge=0.0)
     lr_schedule: Literal["constant", "cosine", "linear"] = "cosine"
