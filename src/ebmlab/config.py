@@ -120,6 +120,7 @@ class EvaluateConfig(_Section):
     sample_steps: int = Field(500, ge=0)
     quadrature_resolution: int | None = Field(None, ge=8)
     mmd_samples: int = Field(2000, ge=10)
+    entropy_samples: int = Field(1_000_000, ge=100)
 
 
 class RunConfig(_Section):

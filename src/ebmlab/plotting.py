@@ -41,7 +41,7 @@ def plot_samples(
 ) -> Path:
     """Model samples beside data (2-D: scatter; otherwise the first two coordinates)."""
     s = samples.reshape(samples.shape[0], -1)[:, :2].double().cpu()
-    d = data.reshape(data.shape[0], -1)[:, :2].double().cpu()
+    d = data.reshape(data.shape[0], -1)[: s.shape[0], :2].double().cpu()  # same count
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), sharex=True, sharey=True)
     for ax, pts, title in ((axes[0], d, "data"), (axes[1], s, "model samples")):
         if pts.shape[1] == 1:

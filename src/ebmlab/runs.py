@@ -444,7 +444,7 @@ def evaluate_run(
             log_z_method=f"none: dimension {dim} > 3 rules out quadrature",
         )
     if run_.toy is not None and run_.toy.has_log_prob:
-        h, h_se = run_.toy.entropy(seed=cfg.seed)
+        h, h_se = run_.toy.entropy(n=ev.entropy_samples, seed=cfg.seed)
         report.update(entropy_floor=h, entropy_floor_stderr=h_se)
     else:
         report.update(entropy_floor=None, entropy_floor_stderr=None)
