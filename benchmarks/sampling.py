@@ -382,6 +382,11 @@ def bench_row(
                 p / q for p, q in zip(plain, ts, strict=True)
             )
             res["overhead_us_per_step"] = (t - t_plain) / n_steps * 1e6
+            # CPU time of this process: with one torch thread it is blind to other
+            # processes competing for the cores, which wall-clock time is not.
+            res["cpu_ratio_vs_plain"] = statistics.median(cpu_times["plain"]) / statistics.median(
+                cpu_times[name]
+            )
         if x_plain is not None:
             res["max_abs_diff_vs_plain"] = (x - x_plain.float()).abs().max().item()
         row["results"][name] = res
@@ -403,6 +408,7 @@ COLUMNS = [
     "µs/step",
     "× plain",
     "overhead µs/step",
+    "× plain (CPU time)",
     "mean / var of samples",
     "max |Δx| vs plain",
 ]
@@ -412,7 +418,7 @@ def _cells(row: dict[str, Any], name: str) -> list[str]:
     head = [str(row["dim"]), f"{row['n_chains']:,}", f"{row['n_steps']:,}", name]
     res = row["results"][name]
     if "error" in res:
-        return [*head, f"not run: {res['error']}", "", "", "", "", ""]
+        return [*head, f"not run: {res['error']}", "", "", "", "", "", ""]
     ratio = res.get("ratio_vs_plain")
     over = res.get("overhead_us_per_step")
     diff = res.get("max_abs_diff_vs_plain")
@@ -425,9 +431,23 @@ def _cells(row: dict[str, Any], name: str) -> list[str]:
         f"{res['us_per_step']:,.0f}",
         "" if ratio is None else f"{ratio:.3f}",
         "" if over is None or name == "plain" else f"{over:+,.1f}",
+        "" if ratio is None else f"{res['cpu_ratio_vs_plain']:.3f}",
         sanity,
         "" if diff is None or name == "plain" else f"{diff:.1e}",
     ]
+
+
+def _busy_warning(env: dict[str, Any]) -> str | None:
+    load, n_cpu = env["load_average_start"][0], env["cpu_count"] or 1
+    if load < 0.5 * n_cpu:
+        return None
+    text = f"load average {load:.2f} on {n_cpu} CPUs before the run: other processes compete"
+    if env["torch_num_threads"] > 1:
+        text += (
+            f"; with {env['torch_num_threads']} torch threads every parallel region waits for "
+            "its slowest (descheduled) thread, so timings are unreliable: try --threads 1"
+        )
+    return text
 
 
 def format_text(rows: list[dict[str, Any]]) -> str:
@@ -453,12 +473,13 @@ def format_markdown(env: dict[str, Any], rows: list[dict[str, Any]], how: dict[s
         + (" set by --threads" if env.get("threads_set_by_option") else ", the default")
         + f"; interop threads {env['torch_num_interop_threads']})",
         f"- ebmlab {v['ebmlab']}, torchebm {v['torchebm']}, ebmkit {v['ebmkit']}",
-        f"- load average at start: {load}",
+        f"- load average at start: {load}"
+        + (f" (warning: {_busy_warning(env)})" if _busy_warning(env) else ""),
         f"- energy: `MLPEnergy(D, hidden={HIDDEN}, activation='silu')`, same weights in "
         f"every implementation; eps={STEP_SIZE}, sigma=sqrt(2 eps)={NOISE_SCALE:.4f}",
         "",
         "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join("---:" if i not in (3, 8) else "---" for i in range(len(COLUMNS))) + "|",
+        "|" + "|".join("---:" if i not in (3, 9) else "---" for i in range(len(COLUMNS))) + "|",
     ]
     for row in rows:
         for name in row["results"]:
@@ -479,6 +500,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, help="timed rounds per row (default 5, quick 2)")
     parser.add_argument(
         "--impl", action="append", choices=IMPLS, help="implementation(s) to run (default all)"
+    )
+    parser.add_argument(
+        "--row",
+        action="append",
+        metavar="D,CHAINS,STEPS",
+        help="run this row instead of the default ones (repeatable), e.g. --row 2,256,1000",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument(
@@ -511,7 +538,9 @@ def main(argv: list[str] | None = None) -> None:
     if "plain" not in selected:
         selected = ["plain", *selected]
     repeats = args.repeats or (2 if args.quick else 5)
-    rows_spec = [(d, c, max(10, s // 10) if args.quick else s) for d, c, s in ROWS]
+    rows_spec = [tuple(int(v) for v in r.split(",")) for r in args.row] if args.row else ROWS
+    if args.quick:
+        rows_spec = [(d, c, max(10, s // 10)) for d, c, s in rows_spec]
 
     env = environment(args.device)
     env["torch_num_threads_default"] = threads_default
@@ -521,6 +550,9 @@ def main(argv: list[str] | None = None) -> None:
         f"num_threads={env['torch_num_threads']}; versions {env['versions']}",
         flush=True,
     )
+    busy = _busy_warning(env)
+    if busy:
+        print(f"# warning: {busy}", flush=True)
     rows = []
     t_start = time.perf_counter()
     for dim, n_chains, n_steps in rows_spec:

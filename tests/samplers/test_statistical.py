@@ -44,7 +44,7 @@ def skewed_mixture(d: int) -> GaussianMixture:
     weights = torch.tensor([0.7, 0.3], dtype=F64)
     if d == 1:
         return GaussianMixture(
-            weights, torch.tensor([[-0.6], [1.4]], dtype=F64), torch.tensor([0.5, 1.2])
+            weights, torch.tensor([[-0.6], [1.4]], dtype=F64), torch.tensor([0.5, 1.2], dtype=F64)
         )
     means = torch.tensor([[-0.6, 0.3], [1.4, -0.8]], dtype=F64)
     covs = torch.tensor([[[0.5, 0.2], [0.2, 0.4]], [[1.2, -0.3], [-0.3, 0.8]]], dtype=F64)
@@ -59,15 +59,23 @@ def mixture_moments(m: GaussianMixture) -> tuple[Tensor, Tensor]:
     return mean, second - torch.outer(mean, mean)
 
 
-def check_moments(samples: Tensor, mean: Tensor, cov: Tensor, min_ess: float) -> None:
-    """Means, variances and covariances of draws ``(T, C, D)`` within MCSE."""
+def check_moments(
+    samples: Tensor, mean: Tensor, cov: Tensor, min_ess: float, cov_bias: Tensor | float = 0.0
+) -> None:
+    """Means, variances and covariances of draws ``(T, C, D)`` within MCSE
+    (plus ``cov_bias``, a known bound on the bias of the covariance, ``(D, D)``)."""
     assert_mean_within_mcse(samples, mean, min_ess=min_ess)
-    assert_variance_within_mcse(samples, mean, torch.diagonal(cov), min_ess=min_ess)
     d = samples.shape[-1]
+    bias = torch.as_tensor(cov_bias, dtype=F64).expand(d, d)
+    assert_variance_within_mcse(
+        samples, mean, torch.diagonal(cov), min_ess=min_ess, bias_bound=torch.diagonal(bias)
+    )
     if d > 1:
         i, j = torch.triu_indices(d, d, offset=1)
         r = samples - mean
-        assert_mean_within_mcse(r[..., i] * r[..., j], cov[i, j], min_ess=min_ess, what="cov")
+        assert_mean_within_mcse(
+            r[..., i] * r[..., j], cov[i, j], min_ess=min_ess, bias_bound=bias[i, j], what="cov"
+        )
 
 
 SAMPLERS = {
@@ -138,15 +146,19 @@ def test_ula_matches_its_exact_stationary_covariance(step, noise):
 
 
 def test_ula_small_step_is_close_to_the_target():
-    """With h = 0.01 the O(h) bias is below the Monte Carlo error of this run."""
+    """Against the target itself, with the known O(h) ULA bias added to the tolerance.
+
+    A step this small mixes slowly, so chains start from exact samples and the
+    end states (independent across chains) are compared.
+    """
     target = correlated_gaussian(2)
-    x0 = target.sample(2000, generator=torch.Generator().manual_seed(1))
-    samples, _ = sample_chains(Langevin(step_size=0.01), target, x0, 20, 150)
-    c = torch.linalg.inv(target.precision - 0.01 * target.precision @ target.precision / 2)
-    bias = (torch.diagonal(c) - torch.diagonal(target.covariance)).abs()
-    se_var = torch.diagonal(target.covariance) * math.sqrt(2.0 / 2000)  # one draw per chain
-    assert bool((bias < se_var).all()), (bias, se_var)
-    check_moments(samples, target.mean, target.covariance, min_ess=500)
+    h = 0.01
+    p = target.precision
+    bias = (torch.linalg.inv(p - h * p @ p / 2) - target.covariance).abs()
+    g = torch.Generator().manual_seed(5)
+    x0 = target.sample(4000, generator=g)
+    end = run(Langevin(step_size=h), target, x0, 50, generator=g).state.x
+    check_moments(end[:, None], target.mean, target.covariance, min_ess=1000, cov_bias=bias)
 
 
 # ---------------------------------------------------------------- invariance
@@ -191,9 +203,8 @@ def test_exact_target_stays_invariant(method, target_name):
     assert 0.2 < rate < 0.9, f"steps should be large enough to matter, acceptance {rate}"
     end = out.state.x
     assert_ks_marginals(end, cdf)
-    # end states of independent chains: one draw each
-    assert_mean_within_mcse(end[:, None], mean)
-    assert_variance_within_mcse(end[:, None], mean, torch.diagonal(cov))
+    # end states of independent chains: one draw each (KS is weak on spread)
+    check_moments(end[:, None], mean, cov, min_ess=1000)
 
 
 @pytest.mark.parametrize("method", ["mala", "hmc"])
@@ -210,7 +221,7 @@ def test_mode_proportions_of_a_separated_mixture(method):
     x0 = target.sample(n, generator=g)
     out = run(INVARIANCE[method, "mixture"](), target, x0, 20, generator=g)
     w = target.log_weights.exp()
-    p_right = float((w * norm.cdf(target.means[:, 0].numpy() / 0.6)).sum())
+    p_right = float((w.numpy() * norm.cdf(target.means[:, 0].numpy() / 0.6)).sum())
     right = int((out.state.x[:, 0] > 0).sum())
     assert_binomial_proportions([right, n - right], [p_right, 1 - p_right])
     cdf = mixture_marginal_cdf(w, target.means, torch.full((2, 1), 0.36, dtype=F64))

@@ -47,7 +47,7 @@ def test_fit_writes_metrics_and_checkpoint(tmp_path):
     s = TrainSettings(steps=20, batch_size=32, log_every=5, checkpoint_every=10)
     res = fit(energy, data(), cd, s, state=state, run_dir=tmp_path, progress=False)
     assert res.step == 20 and len(res.metrics) == 4
-    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").read_text().splitlines()))
     assert [int(float(r["step"])) for r in rows] == [5, 10, 15, 20]
     tensors = load_file(str(tmp_path / "train_state.safetensors"))
     assert "rng" in tensors and "extra.buffer" in tensors
@@ -88,7 +88,7 @@ def test_resume_gives_identical_weights(tmp_path):
     )
     for (k, a), b in zip(energy.state_dict().items(), energy3.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"{k} differs after resume"
-    rows = list(csv.DictReader(open(tmp_path / "cut" / "metrics.csv")))
+    rows = list(csv.DictReader((tmp_path / "cut" / "metrics.csv").read_text().splitlines()))
     assert [int(float(r["step"])) for r in rows] == [5, 10, 15, 20, 25, 30]
 
 

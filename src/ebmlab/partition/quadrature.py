@@ -133,7 +133,8 @@ def quadrature_log_z(
     """Log Z of a 1-3 dimensional energy by the midpoint rule, with checks.
 
     The box grows by half its width on each side (up to ``max_expansions``
-    times) while more than ``boundary_tol`` of the mass sits in its outer band; the error is estimated by repeating the sum on a grid half as fine.
+    times) while more than ``boundary_tol`` of the mass sits in its outer
+    band; the error is estimated by repeating the sum on a grid half as fine.
 
     Arguments:
         energy: Callable ``(N, D) -> (N,)``; low energy = high probability.
