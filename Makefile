@@ -28,8 +28,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy
 
+# One BLAS/OpenMP thread per test process: the tests use small tensors, where a
+# second thread costs more than it gives (and stalls badly on a busy machine).
 test: $(STAMP) lint
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q --durations=15
 
 bench: $(STAMP)
 	$(PY) benchmarks/sampling.py

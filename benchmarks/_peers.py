@@ -16,6 +16,7 @@ call their documented entry points.
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import math
 from collections.abc import Callable
 
@@ -30,18 +31,19 @@ PEERS: dict[str, tuple[str, str]] = {
     "ebmkit": ("ebmkit", "ebm"),
 }
 
-#: How each peer is driven, for the report.
+#: How each peer is driven, for the report (markdown).
 HOW: dict[str, str] = {
     "torchebm": (
-        "torchebm.samplers.LangevinDynamics(model, step_size=eps, "
-        "noise_scale=sigma/sqrt(2*eps)).sample(x=x0, n_steps=n, generator=g); "
-        "model = a torchebm.core.BaseModel subclass whose forward calls the MLP "
-        "(torchebm adds noise_scale*sqrt(2*eps)*z, so this gives sigma*z)"
+        "`torchebm.samplers.LangevinDynamics(model, step_size=eps, "
+        "noise_scale=sigma / sqrt(2 * eps)).sample(x=x0, n_steps=n, generator=g)`, where "
+        "`model` is a `torchebm.core.BaseModel` subclass whose `forward` calls the energy "
+        "module (torchebm's Euler-Maruyama step adds `noise_scale * sqrt(2 * eps) * z`, so "
+        "the noise is `sigma * z` as everywhere else)"
     ),
     "ebmkit": (
-        "ebm.samplers.LangevinDynamics(step_size=eps, noise_scale=sigma)"
-        ".sample(mlp, x0, steps=n); the MLP module is passed as is "
-        "(any callable (N, D) -> (N,) is accepted); global RNG"
+        "`ebm.samplers.LangevinDynamics(step_size=eps, noise_scale=sigma)"
+        ".sample(f, x0, steps=n)` with the energy module `f` passed as is (ebmkit takes any "
+        "callable `(N, D) -> (N,)`); noise from the global RNG"
     ),
 }
 
@@ -59,7 +61,7 @@ def make_torchebm(energy: nn.Module, eps: float, sigma: float) -> RunFn:
     from torchebm.core import BaseModel
     from torchebm.samplers import LangevinDynamics
 
-    class MLPModel(BaseModel):
+    class EnergyModel(BaseModel):
         """torchebm's model contract (``BaseModel``) around our energy module."""
 
         def __init__(self, net: nn.Module) -> None:
@@ -69,8 +71,8 @@ def make_torchebm(energy: nn.Module, eps: float, sigma: float) -> RunFn:
         def forward(self, x: Tensor) -> Tensor:
             return self.net(x)
 
-    p = next(energy.parameters())
-    model = MLPModel(energy).to(p.device)
+    p = next(itertools.chain(energy.parameters(), energy.buffers()))
+    model = EnergyModel(energy).to(p.device)
     # torchebm's Euler-Maruyama step is x - eps*grad + noise_scale*sqrt(2*eps)*z.
     sampler = LangevinDynamics(
         model,

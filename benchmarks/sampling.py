@@ -24,7 +24,8 @@ Each row is timed with one warm-up run per implementation, then ``--repeats``
 rounds in which every implementation runs once (the order rotates between
 rounds); the table gives medians. Usage::
 
-    python3 benchmarks/sampling.py                      # full run, ~4 min on 2 cores
+    python3 benchmarks/sampling.py                      # full run
+    python3 benchmarks/sampling.py --threads 1          # ~3 min on 2 busy cores
     python3 benchmarks/sampling.py --quick              # smoke run
     python3 benchmarks/sampling.py --markdown --json benchmarks/results/sampling.json
 """
@@ -38,6 +39,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -63,14 +65,19 @@ EBMLAB_DEPS = [
 PEER_DISTS = ["torchebm", "ebmkit"]
 IMPLS = ["plain", "ebmlab", "torchebm", "ebmkit"]
 
-#: (D, n_chains, n_steps) of the default run.
-ROWS: list[tuple[int, int, int]] = [
-    (2, 256, 1000),
-    (2, 1_000, 200),
-    (2, 10_000, 100),
-    (64, 1_000, 200),
-    (64, 10_000, 100),
+#: (D, n_chains, n_steps, energy) of the default run. The last row swaps the MLP for
+#: E(x) = |x|^2 / 2, whose gradient costs next to nothing: it exposes each sampler's
+#: own per-step cost (Python, dispatch, small kernels), and its samples must have
+#: mean ~0 and variance ~1/(1 - eps/2) (the ULA bias for a standard Gaussian).
+ROWS: list[tuple[int, int, int, str]] = [
+    (2, 256, 1000, "mlp"),
+    (2, 1_000, 200, "mlp"),
+    (2, 10_000, 100, "mlp"),
+    (64, 1_000, 200, "mlp"),
+    (64, 10_000, 100, "mlp"),
+    (2, 256, 2000, "quadratic"),
 ]
+ENERGIES = {"mlp": "MLP", "quadratic": "|x|²/2"}
 HIDDEN = (128, 128, 128)
 STEP_SIZE = 0.01
 NOISE_SCALE = math.sqrt(2 * STEP_SIZE)
@@ -128,9 +135,9 @@ def _requirements(dist: str) -> list[str]:
     )
     reqs = []
     for line in proc.stdout.splitlines():
-        req = line.split(";")[0].strip()
-        if req and ";" not in line and not req.lower().startswith("torch"):
-            reqs.append(req)
+        name = re.split(r"[\s<>=!~\[(;]", line.strip(), maxsplit=1)[0].lower()
+        if name and name != "torch" and ";" not in line:  # skip extras and markers
+            reqs.append(line.strip())
     return reqs
 
 
@@ -170,7 +177,7 @@ def setup_venv() -> None:
                     f"{TORCH_SPEC}: {reason}); other requirements installed: {extra}"
                 )
     origin = have.get("ebmlab_origin") or ""
-    if not origin.startswith(str(REPO / "src")):
+    if not origin.startswith(str(REPO / "src")) or any(have.get(d) is None for d in EBMLAB_DEPS):
         for args in (("-e", str(REPO), "--no-deps"), (*EBMLAB_DEPS, TORCH_SPEC)):
             proc = _pip(*args)
             if proc.returncode:
@@ -187,6 +194,31 @@ def setup_venv() -> None:
 # --------------------------------------------------------------------------------------
 # Implementations (run inside .bench-venv)
 # --------------------------------------------------------------------------------------
+
+
+def make_energy(kind: str, dim: int) -> Any:
+    """The energy module of a row: ``MLPEnergy`` or the standard Gaussian's."""
+    import torch
+    from torch import nn
+
+    from ebmlab.energies import MLPEnergy
+
+    if kind == "mlp":
+        return MLPEnergy(dim, hidden=HIDDEN, activation="silu")
+    if kind != "quadratic":
+        raise ValueError(f"energy must be one of {sorted(ENERGIES)}, got {kind!r}")
+
+    class Quadratic(nn.Module):
+        """``E(x) = |x|^2 / 2`` (a buffer tells adapters the device and dtype)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("half", torch.tensor(0.5))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.half * (x * x).sum(-1)
+
+    return Quadratic()
 
 
 def make_plain(energy: Any, eps: float, sigma: float) -> Any:
@@ -219,10 +251,12 @@ def make_ebmlab(energy: Any, eps: float, sigma: float) -> Any:
 
 
 HOW_OURS = {
-    "plain": "for _ in range(n): x.requires_grad_(True); e = f(x).sum(); "
-    "(g,) = torch.autograd.grad(e, x); x = (x - eps*g + sigma*torch.randn_like(x)).detach()",
-    "ebmlab": "ebmlab.samplers.run(Langevin(eps, sigma), f, x0, n, generator=g).state.x "
-    "(includes Langevin.init: one extra energy+gradient evaluation per run)",
+    "plain": "`for _ in range(n): x.requires_grad_(True); e = f(x).sum(); "
+    "(g,) = torch.autograd.grad(e, x); x = (x - eps * g + sigma * torch.randn_like(x))"
+    ".detach()`",
+    "ebmlab": "`ebmlab.samplers.run(Langevin(eps, sigma), f, x0, n, generator=g).state.x`; "
+    "`run` starts with `Langevin.init`, one extra energy and gradient evaluation per run "
+    "(1/n of a step per step)",
 }
 
 
@@ -265,6 +299,13 @@ def environment(device: str) -> dict[str, Any]:
     }
 
 
+def _setup_notes() -> dict[str, str]:
+    """What ``setup_venv`` recorded about the peers (failures, --no-deps installs)."""
+    if SETUP_NOTES.exists() and _in_bench_venv():
+        return json.loads(SETUP_NOTES.read_text())  # type: ignore[no-any-return]
+    return {}
+
+
 def build_impls(
     selected: list[str], ref: Any, device: str
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -273,9 +314,7 @@ def build_impls(
 
     import _peers
 
-    notes: dict[str, str] = {}
-    if SETUP_NOTES.exists() and _in_bench_venv():
-        notes = json.loads(SETUP_NOTES.read_text())
+    notes = _setup_notes()
     makers = {"plain": make_plain, "ebmlab": make_ebmlab, **_peers.MAKERS}
     impls: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -308,6 +347,7 @@ def bench_row(
     n_steps: int,
     repeats: int,
     device: str,
+    energy: str = "mlp",
 ) -> dict[str, Any]:
     """Time one (D, n_chains, n_steps) row of every implementation."""
     import torch
@@ -348,6 +388,7 @@ def bench_row(
             times[name].append(once(name, n_steps))
 
     row: dict[str, Any] = {
+        "energy": energy,
         "dim": dim,
         "n_chains": n_chains,
         "n_steps": n_steps,
@@ -400,6 +441,7 @@ def bench_row(
 # --------------------------------------------------------------------------------------
 
 COLUMNS = [
+    "energy",
     "D",
     "chains",
     "steps",
@@ -407,21 +449,28 @@ COLUMNS = [
     "chain-steps/s",
     "µs/step",
     "× plain",
+    "× plain, range over rounds",
     "overhead µs/step",
     "× plain (CPU time)",
     "mean / var of samples",
-    "max |Δx| vs plain",
+    "max abs Δx vs plain",
 ]
 
 
 def _cells(row: dict[str, Any], name: str) -> list[str]:
-    head = [str(row["dim"]), f"{row['n_chains']:,}", f"{row['n_steps']:,}", name]
+    energy = ENERGIES[row.get("energy", "mlp")]
+    head = [energy, str(row["dim"]), f"{row['n_chains']:,}", f"{row['n_steps']:,}", name]
     res = row["results"][name]
     if "error" in res:
-        return [*head, f"not run: {res['error']}", "", "", "", "", "", ""]
+        return [*head, f"not run: {res['error']}", "", "", "", "", "", "", ""]
     ratio = res.get("ratio_vs_plain")
     over = res.get("overhead_us_per_step")
     diff = res.get("max_abs_diff_vs_plain")
+    spread = ""
+    plain = row["results"].get("plain", {})
+    if ratio is not None and name != "plain" and "times_s" in plain:
+        rs = [p / q for p, q in zip(plain["times_s"], res["times_s"], strict=True)]
+        spread = f"{min(rs):.2f}–{max(rs):.2f}"
     sanity = f"{res['sample_mean']:+.3f} / {res['sample_var']:.3f}"
     if not res["finite"]:
         sanity += " (NON-FINITE)"
@@ -430,6 +479,7 @@ def _cells(row: dict[str, Any], name: str) -> list[str]:
         f"{res['chain_steps_per_s'] / 1e6:.3f} M",
         f"{res['us_per_step']:,.0f}",
         "" if ratio is None else f"{ratio:.3f}",
+        spread,
         "" if over is None or name == "plain" else f"{over:+,.1f}",
         "" if ratio is None else f"{res['cpu_ratio_vs_plain']:.3f}",
         sanity,
@@ -456,7 +506,7 @@ def format_text(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r in table:
         pairs = enumerate(zip(r, widths, strict=True))
-        cells = [c.ljust(w) if i == 3 else c.rjust(w) for i, (c, w) in pairs]
+        cells = [c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in pairs]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -475,11 +525,13 @@ def format_markdown(env: dict[str, Any], rows: list[dict[str, Any]], how: dict[s
         f"- ebmlab {v['ebmlab']}, torchebm {v['torchebm']}, ebmkit {v['ebmkit']}",
         f"- load average at start: {load}"
         + (f" (warning: {_busy_warning(env)})" if _busy_warning(env) else ""),
-        f"- energy: `MLPEnergy(D, hidden={HIDDEN}, activation='silu')`, same weights in "
-        f"every implementation; eps={STEP_SIZE}, sigma=sqrt(2 eps)={NOISE_SCALE:.4f}",
+        f"- energy: MLP = `MLPEnergy(D, hidden={HIDDEN}, activation='silu')`, same weights "
+        "in every implementation; |x|²/2 = standard Gaussian (gradient almost free: the row "
+        f"shows each sampler's own per-step cost); eps={STEP_SIZE}, "
+        f"sigma=sqrt(2 eps)={NOISE_SCALE:.4f}",
         "",
         "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join("---:" if i not in (3, 9) else "---" for i in range(len(COLUMNS))) + "|",
+        "|" + "|".join("---" if i in (0, 4, 11) else "---:" for i in range(len(COLUMNS))) + "|",
     ]
     for row in rows:
         for name in row["results"]:
@@ -490,6 +542,13 @@ def format_markdown(env: dict[str, Any], rows: list[dict[str, Any]], how: dict[s
     for name, text in how.items():
         lines.append(f"- `{name}`: {text}")
     return "\n".join(lines)
+
+
+def _parse_row(text: str) -> tuple[int, int, int, str]:
+    parts = text.split(",")
+    if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] not in ENERGIES):
+        raise SystemExit(f"--row must be D,CHAINS,STEPS[,{'|'.join(ENERGIES)}], got {text!r}")
+    return int(parts[0]), int(parts[1]), int(parts[2]), parts[3] if len(parts) == 4 else "mlp"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -504,8 +563,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--row",
         action="append",
-        metavar="D,CHAINS,STEPS",
-        help="run this row instead of the default ones (repeatable), e.g. --row 2,256,1000",
+        metavar="D,CHAINS,STEPS[,ENERGY]",
+        help="run this row instead of the default ones (repeatable), e.g. --row 2,256,1000 "
+        "or --row 2,256,2000,quadratic",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument(
@@ -514,9 +574,19 @@ def main(argv: list[str] | None = None) -> None:
         help="torch.set_num_threads(N) (default: leave torch's default, which is recorded)",
     )
     parser.add_argument(
+        "--report", metavar="PATH", help="only print the tables of an earlier --json file"
+    )
+    parser.add_argument(
         "--no-venv", action="store_true", help="run in this interpreter, without .bench-venv"
     )
     args = parser.parse_args(argv)
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        print(format_text(saved["rows"]))
+        if args.markdown:
+            print()
+            print(format_markdown(saved["environment"], saved["rows"], saved["how"]))
+        return
 
     if not args.no_venv and not _in_bench_venv():
         if os.environ.get("EBMLAB_BENCH_CHILD"):
@@ -529,7 +599,6 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     import _peers
-    from ebmlab.energies import MLPEnergy
 
     threads_default = torch.get_num_threads()
     if args.threads:
@@ -538,9 +607,9 @@ def main(argv: list[str] | None = None) -> None:
     if "plain" not in selected:
         selected = ["plain", *selected]
     repeats = args.repeats or (2 if args.quick else 5)
-    rows_spec = [tuple(int(v) for v in r.split(",")) for r in args.row] if args.row else ROWS
+    rows_spec = [_parse_row(r) for r in args.row] if args.row else ROWS
     if args.quick:
-        rows_spec = [(d, c, max(10, s // 10)) for d, c, s in rows_spec]
+        rows_spec = [(d, c, max(10, s // 10), e) for d, c, s, e in rows_spec]
 
     env = environment(args.device)
     env["torch_num_threads_default"] = threads_default
@@ -555,11 +624,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"# warning: {busy}", flush=True)
     rows = []
     t_start = time.perf_counter()
-    for dim, n_chains, n_steps in rows_spec:
+    for dim, n_chains, n_steps, kind in rows_spec:
         torch.manual_seed(SEED)
-        ref = MLPEnergy(dim, hidden=HIDDEN, activation="silu")
+        ref = make_energy(kind, dim)
         impls, skipped = build_impls(selected, ref, args.device)
-        row = bench_row(impls, skipped, dim, n_chains, n_steps, repeats, args.device)
+        row = bench_row(impls, skipped, dim, n_chains, n_steps, repeats, args.device, kind)
         rows.append(row)
         print(format_text([row]).split("\n", 1)[1] if rows[1:] else format_text([row]))
         sys.stdout.flush()
@@ -567,6 +636,9 @@ def main(argv: list[str] | None = None) -> None:
     env["wall_s"] = time.perf_counter() - t_start
     how = {k: HOW_OURS[k] for k in HOW_OURS if k in selected}
     how.update({k: _peers.HOW[k] for k in _peers.HOW if k in selected})
+    for name, note in _setup_notes().items():
+        if name in how and not note.startswith("failed"):
+            how[name] += f" [set-up: {note}]"
     print(f"# total {env['wall_s']:.0f} s; load average at end {env['load_average_end']}")
     if args.markdown:
         print()

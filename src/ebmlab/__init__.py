@@ -8,14 +8,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import data, energies, errors, objectives, partition, samplers, train
+from . import data, energies, errors, models, objectives, partition, samplers, train
 from .samplers import sample
 
 __all__ = [
     "__version__",
     "data",
+    "diagnostics",
     "energies",
     "errors",
+    "models",
     "objectives",
     "partition",
     "sample",

@@ -3,5 +3,21 @@
 from __future__ import annotations
 
 from .cd import CD_MODES, CDDiagnostics, ContrastiveDivergence
+from .loss_functionals import (
+    LOSS_FUNCTIONALS,
+    EnergyTerms,
+    LossDiagnostics,
+    LossFunctional,
+    build_loss_functional,
+)
 
-__all__ = ["CD_MODES", "CDDiagnostics", "ContrastiveDivergence"]
+__all__ = [
+    "CD_MODES",
+    "LOSS_FUNCTIONALS",
+    "CDDiagnostics",
+    "ContrastiveDivergence",
+    "EnergyTerms",
+    "LossDiagnostics",
+    "LossFunctional",
+    "build_loss_functional",
+]

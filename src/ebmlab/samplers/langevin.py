@@ -102,7 +102,12 @@ class Langevin:
 
     def _acceptance(self, x: Tensor) -> Tensor:
         ones = self._ones
-        if ones is None or ones.shape[0] != x.shape[0] or ones.device != x.device:
+        if (
+            ones is None
+            or ones.shape[0] != x.shape[0]
+            or ones.device != x.device
+            or ones.dtype != x.dtype
+        ):
             ones = self._ones = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
         return ones
 
