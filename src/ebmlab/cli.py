@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import EbmlabError
+from .errors import ConfigError, EbmlabError
 
 EXIT_USER_ERROR = 2
 
@@ -37,6 +37,53 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _nproc(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes for DistributedDataParallel training (launched with torchrun)",
+    )
+
+
+def _launch(nproc: int, argv: Sequence[str]) -> int:
+    """Re-run this command under ``torch.distributed.run`` with ``nproc`` ranks."""
+    import os
+    import subprocess
+
+    rest: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        rest.append(a)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "ebmlab",
+        *rest,
+    ]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return subprocess.call(cmd, env=env)
+
+
+def _under_torchrun() -> bool:
+    import os
+
+    return "WORLD_SIZE" in os.environ
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ebmlab`` argument parser."""
     parser = _Parser(prog="ebmlab", description="Energy-based models: fit, sample, evaluate.")
@@ -51,12 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="parameter updates (overrides config)")
     p.add_argument("--out", help="run directory (default runs/NAME)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    _nproc(p)
     _common(p)
 
     p = sub.add_parser("resume", help="continue a run from its last checkpoint")
     p.add_argument("run", help="run directory")
     p.add_argument("--steps", type=int, help="extend to this many updates in all")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    _nproc(p)
     _common(p)
 
     p = sub.add_parser("sample", help="draw samples from a trained run")
@@ -103,12 +152,26 @@ def _train(args: argparse.Namespace) -> int:
     if args.steps is not None:
         cfg.train.steps = args.steps
     _override(cfg, args)
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1 and not _under_torchrun():
+        from .runs import load_data
+
+        load_data(cfg)  # refuse bad data here, with one line, before spawning
+        return _launch(args.nproc, args.argv)
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     report = train_run(cfg, out, progress=not args.quiet, evaluate=not args.no_eval)
-    print(f"run written to {out}")
+    if _is_main():
+        print(f"run written to {out}")
     if report:
         print(_summary(report))
     return 0
+
+
+def _is_main() -> bool:
+    from .train.distributed import is_main_process
+
+    return is_main_process()
 
 
 def _override(cfg: Any, args: argparse.Namespace) -> None:
@@ -128,10 +191,15 @@ def _override(cfg: Any, args: argparse.Namespace) -> None:
 def _resume(args: argparse.Namespace) -> int:
     from .runs import resume_run
 
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1 and not _under_torchrun():
+        return _launch(args.nproc, args.argv)
     report = resume_run(
         args.run, steps=args.steps, progress=not args.quiet, evaluate=not args.no_eval
     )
-    print(f"run {args.run} resumed")
+    if _is_main():
+        print(f"run {args.run} resumed")
     if report:
         print(_summary(report))
     return 0
@@ -186,7 +254,9 @@ def _score(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ebmlab`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     handlers = {
         "train": _train,
         "resume": _resume,

@@ -42,6 +42,13 @@ from .evaluation import default_bounds, heldout_nll, mmd
 from .objectives import ContrastiveDivergence
 from .samplers import build_sampler, run
 from .train import TrainSettings, atomic_save_tensors, atomic_write_json, atomic_write_text, fit
+from .train.distributed import (
+    barrier,
+    init_from_env,
+    is_main_process,
+    rank_seed,
+    world_size,
+)
 from .train.loop import CHECKPOINT_NAME, METRICS_NAME
 
 
@@ -195,7 +202,8 @@ def _write_state(out: Path, cfg: RunConfig, step: int, status: str, seconds: flo
 
 
 def _prepare(cfg: RunConfig) -> tuple[Run, torch.device]:
-    dev = _device(cfg.device)
+    # Under torchrun this joins the process group (gloo on CPU, nccl on GPU).
+    dev = torch.device(init_from_env(str(_device(cfg.device))))
     train, test, toy, bounds = load_data(cfg)
     event_shape = tuple(train.shape[1:])
     energy = build_energy(cfg, event_shape).to(dev)
@@ -207,16 +215,18 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
     event_shape = tuple(run_.train.shape[1:])
     _set_threads(cfg, run_.energy.dim)
     objective = _objective(cfg, run_.bounds, event_shape, dev)
+    # With several processes each rank holds its share of the chains and batch.
+    world = world_size()
+    chains = max(1, (cfg.objective.n_chains or cfg.train.batch_size) // world)
+    local_batch = max(1, cfg.train.batch_size // world)
     state = objective.init_state(
-        cfg.objective.n_chains or cfg.train.batch_size,
+        chains,
         reinit_prob=cfg.objective.reinit_prob,
         reservoir=cfg.objective.reservoir,
-        generator=torch.Generator(device=dev).manual_seed(cfg.seed + 1),
+        generator=torch.Generator(device=dev).manual_seed(rank_seed(cfg.seed + 1)),
     )
     if state is not None:
-        objective.n_negatives = cfg.objective.n_chains or cfg.train.batch_size
-        if cfg.objective.n_chains is not None and cfg.objective.n_chains > cfg.train.batch_size:
-            objective.n_negatives = cfg.train.batch_size
+        objective.n_negatives = min(chains, local_batch)
     t = cfg.train
     settings = TrainSettings(
         steps=t.steps,
@@ -237,7 +247,9 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
         import json
 
         prior = float(json.loads((out / "state.json").read_text()).get("train_seconds", 0.0))
-    _write_state(out, cfg, 0, "running", prior)
+    main = is_main_process()
+    if main:
+        _write_state(out, cfg, 0, "running", prior)
     result = fit(
         run_.energy,
         run_.train,
@@ -249,12 +261,14 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
         progress=progress,
     )
     seconds = prior + result.seconds
-    atomic_save_tensors(
-        out / "model.safetensors",
-        dict(run_.energy.state_dict()),
-        {"format": "ebmlab-energy", "ebmlab": __version__},
-    )
-    _write_state(out, cfg, result.step, "trained", seconds)
+    if main:
+        atomic_save_tensors(
+            out / "model.safetensors",
+            dict(run_.energy.state_dict()),
+            {"format": "ebmlab-energy", "ebmlab": __version__},
+        )
+        _write_state(out, cfg, result.step, "trained", seconds)
+    barrier()
     return seconds
 
 
@@ -269,9 +283,12 @@ def train_run(
     out_p = Path(out)
     out_p.mkdir(parents=True, exist_ok=True)
     run_, dev = _prepare(cfg)
-    atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
+    if is_main_process():
+        atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
     seconds = _train(run_, dev, out_p, resume=False, progress=progress)
-    return evaluate_run(out_p, run_, train_seconds=seconds, progress=progress) if evaluate else {}
+    if not (evaluate and is_main_process()):
+        return {}
+    return evaluate_run(out_p, run_, train_seconds=seconds, progress=progress)
 
 
 def resume_run(
@@ -290,10 +307,13 @@ def resume_run(
         if steps < 0:
             raise ConfigError(f"--steps must be >= 0, got {steps}")
         cfg.train.steps = steps
-        atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
+        if is_main_process():
+            atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
     run_, dev = _prepare(cfg)
     seconds = _train(run_, dev, out_p, resume=True, progress=progress)
-    return evaluate_run(out_p, run_, train_seconds=seconds, progress=progress) if evaluate else {}
+    if not (evaluate and is_main_process()):
+        return {}
+    return evaluate_run(out_p, run_, train_seconds=seconds, progress=progress)
 
 
 def _read_config(out: Path) -> RunConfig:

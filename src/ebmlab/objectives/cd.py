@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from .._types import EnergyFn
 from ..samplers.base import Sampler, run
@@ -138,7 +139,10 @@ class ContrastiveDivergence:
         else:
             assert self.init_fn is not None
             x0 = self.init_fn(n, generator).to(x_pos.device, x_pos.dtype)
-        out = run(self.sampler, energy, x0, self.n_steps, generator=generator)
+        # Sample with the bare module: a DistributedDataParallel wrapper must only
+        # see the loss's forward pass, never the sampler's.
+        sampling_energy = energy.module if isinstance(energy, DistributedDataParallel) else energy
+        out = run(self.sampler, sampling_energy, x0, self.n_steps, generator=generator)
         x_neg = out.state.x
         if state is not None and idx is not None:
             state.push(x_neg, idx, generator=generator)

@@ -21,10 +21,21 @@ from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..errors import TrainingDivergedError
 from .checkpoint import atomic_write_text, load_training_state, save_training_state
+from .distributed import (
+    all_gather_tensor,
+    all_reduce_mean,
+    barrier,
+    is_distributed,
+    is_main_process,
+    rank,
+    rank_seed,
+    world_size,
+)
 
 CHECKPOINT_NAME = "train_state.safetensors"
 METRICS_NAME = "metrics.csv"
@@ -176,38 +187,74 @@ def fit(
     data = data.to(dev)
     if data.shape[0] < 1:
         raise ValueError("data is empty")
-    generator = torch.Generator(device=dev).manual_seed(settings.seed)
+    world, my_rank, main = world_size(), rank(), is_main_process()
+    if settings.batch_size % world:
+        raise ValueError(
+            f"batch_size {settings.batch_size} must be divisible by the {world} processes"
+        )
+    local_batch = settings.batch_size // world
+    generator = torch.Generator(device=dev).manual_seed(rank_seed(settings.seed))
     optimizer = _make_optimizer(energy, settings)
+    # DistributedDataParallel averages gradients over ranks (and starts every
+    # rank from rank 0's weights); objectives sample with its ``.module``.
+    model: nn.Module = energy
+    if is_distributed():
+        model = DistributedDataParallel(
+            energy, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
     out = Path(run_dir) if run_dir is not None else None
     ckpt = out / CHECKPOINT_NAME if out is not None else None
     start = 0
     if resume:
         if ckpt is None:
             raise ValueError("resume needs a run_dir")
-        start, extra_tensors, _ = load_training_state(
+        start, extra_tensors, extra_meta = load_training_state(
             ckpt, model=energy, optimizer=optimizer, generator=generator
         )
-        if state is not None and extra_tensors:
+        saved_world = int(extra_meta.get("world_size", 1))
+        if saved_world == world and f"rng.{my_rank}" in extra_tensors:
+            generator.set_state(extra_tensors[f"rng.{my_rank}"])
+        elif saved_world != world:
+            # A different number of processes cannot replay the old streams:
+            # continue with fresh, deterministic ones (statistically equivalent).
+            generator.manual_seed(rank_seed(settings.seed) + 7919 * start)
+        if state is not None and "buffer" in extra_tensors:
+            full = extra_tensors["buffer"].to(dev)
+            cap = state.state_dict()["buffer"].shape[0]
+            if full.shape[0] != cap * world:
+                reps = -(-cap * world // full.shape[0])
+                full = full.repeat((reps,) + (1,) * (full.dim() - 1))
             state.load_state_dict(
-                {"buffer": extra_tensors["buffer"].to(dev), "n_seen": int(extra_tensors["n_seen"])}
+                {
+                    "buffer": full[my_rank * cap : (my_rank + 1) * cap],
+                    "n_seen": int(extra_tensors["n_seen"]) // max(saved_world, 1),
+                }
             )
 
     def checkpoint(step: int) -> None:
         if ckpt is None:
             return
+        # Every rank takes part in the gathers; rank 0 writes one atomic file.
         extra: dict[str, Tensor] = {}
+        rngs = all_gather_tensor(generator.get_state())
+        for r, t in enumerate(rngs):
+            extra[f"rng.{r}"] = t
         if state is not None and hasattr(state, "state_dict"):
             sd = state.state_dict()
-            extra = {"buffer": sd["buffer"], "n_seen": torch.tensor(int(sd["n_seen"]))}
-        save_training_state(
-            ckpt,
-            step=step,
-            model=energy,
-            optimizer=optimizer,
-            generator=generator,
-            extra_tensors=extra,
-            extra={"settings": asdict(settings)},
-        )
+            extra["buffer"] = torch.cat(all_gather_tensor(sd["buffer"]))
+            seen = torch.tensor(int(sd["n_seen"]), device=sd["buffer"].device)
+            extra["n_seen"] = (all_reduce_mean(seen.double()) * world).round().long().cpu()
+        if main:
+            save_training_state(
+                ckpt,
+                step=step,
+                model=energy,
+                optimizer=optimizer,
+                generator=generator,
+                extra_tensors=extra,
+                extra={"settings": asdict(settings), "world_size": world},
+            )
+        barrier()
 
     columns = [
         "step",
@@ -222,7 +269,7 @@ def fit(
     ]
     metrics_path = out / METRICS_NAME if out is not None else None
     metrics_fh: io.TextIOWrapper | None = None
-    if metrics_path is not None:
+    if metrics_path is not None and main:
         _, kept = _read_metrics(metrics_path, start) if resume else (None, [])
         buf = io.StringIO()
         writer = csv.writer(buf)
@@ -243,7 +290,7 @@ def fit(
         total=settings.steps,
         initial=start,
         desc="training",
-        disable=not progress,
+        disable=not (progress and main),
         dynamic_ncols=True,
     )
     n = data.shape[0]
@@ -253,13 +300,15 @@ def fit(
             lr = learning_rate(settings, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            idx = torch.randint(n, (settings.batch_size,), generator=generator, device=dev)
-            loss, diag, state = objective(energy, data[idx], state, generator=generator)
+            idx = torch.randint(n, (local_batch,), generator=generator, device=dev)
+            loss, diag, state = objective(model, data[idx], state, generator=generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             max_norm = settings.grad_clip if settings.grad_clip is not None else math.inf
             grad_norm = nn.utils.clip_grad_norm_(energy.parameters(), max_norm)
             checks = torch.stack([loss.detach(), diag.energy_neg, diag.energy_pos, grad_norm])
+            if is_distributed():  # every rank must agree to stop
+                checks = checks + 0.0 * all_reduce_mean(checks)
             if not bool(torch.isfinite(checks).all()):
                 what = [
                     name
@@ -296,7 +345,9 @@ def fit(
             done = step + 1
             if done % settings.log_every == 0 or done == settings.steps:
                 row = {"step": float(done)}
-                row.update({k: float(v) / n_sum for k, v in sums.items()})
+                keys = list(sums)
+                means = all_reduce_mean(torch.stack([sums[k].float() for k in keys]) / n_sum)
+                row.update({k: float(v) for k, v in zip(keys, means.tolist(), strict=True)})
                 row["lr"] = lr
                 row["seconds"] = time.perf_counter() - t0
                 rows.append(row)

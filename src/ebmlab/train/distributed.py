@@ -1,0 +1,100 @@
+"""Thin helpers over ``torch.distributed`` for multi-process training.
+
+ebmlab scales past one process with PyTorch's own machinery: launch with
+``torchrun`` (or ``ebmlab train --nproc N``, which calls it), one process per
+rank; gloo on CPU, nccl on GPU. Each rank draws its own data batches and
+negatives from its own RNG stream and keeps its own shard of the replay
+buffer; gradients are averaged by ``DistributedDataParallel``; rank 0 writes
+files. Every helper is a no-op in a single process.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "all_gather_tensor",
+    "all_reduce_mean",
+    "barrier",
+    "init_from_env",
+    "is_distributed",
+    "is_main_process",
+    "rank",
+    "rank_seed",
+    "world_size",
+]
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+def is_distributed() -> bool:
+    """True inside an initialized process group of more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 without a process group)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    """Number of ranks (1 without a process group)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0: the process that writes files and prints."""
+    return rank() == 0
+
+
+def rank_seed(seed: int, rank_: int | None = None) -> int:
+    """Seed of one rank's RNG stream: ``seed`` itself on rank 0, distinct elsewhere."""
+    r = rank() if rank_ is None else rank_
+    return seed + 1_000_003 * r
+
+
+def init_from_env(device: str = "cpu") -> str:
+    """Join the process group described by torchrun's environment, if any.
+
+    Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (set by ``torchrun``). Uses
+    nccl for CUDA devices and gloo otherwise.
+
+    Returns:
+        The device this rank should use (``cuda:LOCAL_RANK`` for CUDA).
+    """
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1:
+        return device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    is_cuda = torch.device(device).type == "cuda"
+    if is_cuda:
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if is_cuda else "gloo")
+    return device
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in one process)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def all_reduce_mean(t: Tensor) -> Tensor:
+    """Mean of ``t`` over ranks (returns ``t`` unchanged in one process)."""
+    if not is_distributed():
+        return t
+    out = t.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / world_size()
+
+
+def all_gather_tensor(t: Tensor) -> list[Tensor]:
+    """Every rank's ``t`` (same shape on all ranks), in rank order."""
+    if not is_distributed():
+        return [t]
+    parts = [torch.empty_like(t) for _ in range(world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return parts
