@@ -84,11 +84,19 @@ SAMPLERS = {
     "hmc_mass": lambda d: HMC(
         step_size=0.5, n_leapfrog=4, mass=torch.linspace(0.5, 1.5, d, dtype=F64)
     ),
+    # The torch.compile fast path must sample the same distributions.
+    "mala_compiled": lambda d: MALA(step_size=0.25 if d <= 2 else 0.15, compile=True),
+    "hmc_compiled": lambda d: HMC(step_size=0.5, n_leapfrog=4, compile=True),
 }
 #: (burn-in, kept draws) per chain. HMC forgets its start within a few transitions;
 #: MALA contracts by about 1 - h / lambda_max per step along the long axis
 #: (lambda_max ~ 5.5 in 5-D), so it needs more of both.
-N_STEPS = {("mala", 2): (100, 200), ("mala", 5): (250, 400)}
+N_STEPS = {
+    ("mala", 2): (100, 200),
+    ("mala", 5): (250, 400),
+    ("mala_compiled", 2): (100, 200),
+    ("mala_compiled", 5): (250, 400),
+}
 
 
 def sample_chains(
@@ -131,9 +139,11 @@ def test_exact_samplers_on_skewed_mixture(method, d):
 
 
 @pytest.mark.parametrize(
-    ("step", "noise"), [(0.15, None), (0.1, "half")], ids=["default-noise", "cold"]
+    ("step", "noise", "compiled"),
+    [(0.15, None, False), (0.1, "half", False), (0.15, None, True)],
+    ids=["default-noise", "cold", "default-noise-compiled"],
 )
-def test_ula_matches_its_exact_stationary_covariance(step, noise):
+def test_ula_matches_its_exact_stationary_covariance(step, noise, compiled):
     """For E = (x - m)^T P (x - m) / 2, ULA x' - m = A (x - m) + s z with A = I - h P
     has stationary mean m and covariance C = s^2 (I - A^2)^-1, which for the default
     s^2 = 2 h is (P - h P^2 / 2)^-1: larger than Sigma = P^-1 by O(h)."""
@@ -144,8 +154,9 @@ def test_ula_matches_its_exact_stationary_covariance(step, noise):
     c = noise_scale**2 * torch.linalg.inv(torch.eye(3, dtype=F64) - a @ a)
     if noise is None:
         torch.testing.assert_close(c, torch.linalg.inv(p - step * p @ p / 2))
-    sampler = Langevin(step_size=step, noise_scale=noise_scale)
+    sampler = Langevin(step_size=step, noise_scale=noise_scale, compile=compiled)
     samples, _ = sample_chains(sampler, target, torch.zeros(1000, 3, dtype=F64), 200, 200)
+    assert not sampler._kernels.failed, "the compiled path fell back to eager"
     check_moments(samples, target.mean, c, min_ess=1000)
 
 

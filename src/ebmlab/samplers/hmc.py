@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["HMC", "HMCInfo", "HMCState", "leapfrog"]
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -11,6 +12,7 @@ from torch import Tensor
 
 from .._types import EnergyFn
 from ..energies.base import energy_and_grad
+from ._compile import CompiledKernels
 from .base import metropolis_accept, select
 
 
@@ -55,6 +57,7 @@ def leapfrog(
     step_size: float,
     n_steps: int,
     inv_mass: Tensor | float = 1.0,
+    value_and_grad: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Leapfrog (velocity Verlet) integration of ``H(x, p) = E(x) + p^T M^-1 p / 2``.
 
@@ -66,6 +69,8 @@ def leapfrog(
         step_size: Integration step.
         n_steps: Number of leapfrog steps (>= 1).
         inv_mass: Inverse of the diagonal mass, a float or shaped like one event.
+        value_and_grad: ``x -> (E(x), grad E(x))``; default
+            :func:`~ebmlab.energies.energy_and_grad` of ``energy``.
 
     Returns:
         ``(x, p, energy, grad)`` at the end of the trajectory. The map is
@@ -75,7 +80,7 @@ def leapfrog(
     e = grad.new_empty(())
     for i in range(n_steps):
         x = x + step_size * inv_mass * p
-        e, grad = energy_and_grad(energy, x)
+        e, grad = energy_and_grad(energy, x) if value_and_grad is None else value_and_grad(x)
         p = p - (step_size if i < n_steps - 1 else 0.5 * step_size) * grad
     return x, p, e, grad
 
@@ -88,6 +93,8 @@ class HMC:
         step_size: Leapfrog step ``> 0``.
         n_leapfrog: Leapfrog steps per transition (``>= 1``).
         mass: Diagonal mass, a float or a tensor shaped like one event.
+        compile: Evaluate energy and gradient through ``torch.compile``
+            (falls back to eager with a warning when impossible).
 
     References:
         Neal, R. M. (2011). MCMC using Hamiltonian dynamics. Handbook of Markov
@@ -105,7 +112,12 @@ class HMC:
     has_acceptance = True
 
     def __init__(
-        self, step_size: float, n_leapfrog: int = 10, *, mass: float | Tensor = 1.0
+        self,
+        step_size: float,
+        n_leapfrog: int = 10,
+        *,
+        mass: float | Tensor = 1.0,
+        compile: bool = False,
     ) -> None:
         if not step_size > 0:
             raise ValueError(f"step_size must be > 0, got {step_size}")
@@ -117,6 +129,8 @@ class HMC:
         self.step_size = float(step_size)
         self.n_leapfrog = int(n_leapfrog)
         self.mass = mass
+        self.compile = bool(compile)
+        self._kernels = CompiledKernels(lambda vg: vg, energy_and_grad)
 
     def __repr__(self) -> str:
         return f"HMC(step_size={self.step_size}, n_leapfrog={self.n_leapfrog})"
@@ -142,7 +156,10 @@ class HMC:
         else:
             inv_mass, std = 1.0 / float(self.mass), float(self.mass) ** 0.5
         p0 = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) * std
-        x1, p1, e1, g1 = leapfrog(energy, x, p0, g, self.step_size, self.n_leapfrog, inv_mass)
+        vg = (lambda z: self._kernels(energy, z)) if self.compile else None
+        x1, p1, e1, g1 = leapfrog(
+            energy, x, p0, g, self.step_size, self.n_leapfrog, inv_mass, value_and_grad=vg
+        )
         delta_h = (e1 + _kinetic(p1, inv_mass)) - (e + _kinetic(p0, inv_mass))
         log_alpha = -delta_h
         accept = metropolis_accept(log_alpha, generator)

@@ -5,13 +5,14 @@ from __future__ import annotations
 __all__ = ["Langevin", "LangevinInfo", "LangevinState"]
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from .._types import EnergyFn
 from ..energies.base import energy_and_grad
+from ._compile import CompiledKernels
 
 
 class LangevinState(NamedTuple):
@@ -50,6 +51,10 @@ class Langevin:
             Euclidean norm.
         clamp: If set, ``(low, high)`` bounds applied to ``x`` after each step
             (e.g. ``(-1, 1)`` for images).
+        compile: Fuse the update with the energy's forward and backward pass
+            through ``torch.compile`` (CUDA graphs on GPU); falls back to the
+            eager step with a warning when compilation is impossible. The noise
+            still comes from the caller's generator.
 
     Example:
         >>> from ebmlab.energies import Gaussian
@@ -69,6 +74,7 @@ class Langevin:
         *,
         grad_clip: float | None = None,
         clamp: tuple[float, float] | None = None,
+        compile: bool = False,
     ) -> None:
         if not step_size > 0:
             raise ValueError(f"step_size must be > 0, got {step_size}")
@@ -84,13 +90,41 @@ class Langevin:
         )
         self.grad_clip = grad_clip
         self.clamp = clamp
+        self.compile = bool(compile)
         self._ones: Tensor | None = None
+        self._kernels = CompiledKernels(self._build_kernel, self._eager_kernel)
 
     def __repr__(self) -> str:
         return (
             f"Langevin(step_size={self.step_size}, noise_scale={self.noise_scale:.4g}, "
-            f"grad_clip={self.grad_clip}, clamp={self.clamp})"
+            f"grad_clip={self.grad_clip}, clamp={self.clamp}, compile={self.compile})"
         )
+
+    def _move(self, x: Tensor, grad: Tensor, noise: Tensor) -> Tensor:
+        if self.grad_clip is not None:
+            norm = grad.reshape(grad.shape[0], -1).norm(dim=1).clamp_min(1e-12)
+            factor = (self.grad_clip / norm).clamp(max=1.0)
+            grad = grad * factor.reshape((-1,) + (1,) * (grad.dim() - 1))
+        # Two fused kernels: x - eps * grad, then + sigma * noise in place.
+        x_new = torch.add(x, grad, alpha=-self.step_size).add_(noise, alpha=self.noise_scale)
+        if self.clamp is not None:
+            x_new = x_new.clamp(*self.clamp)
+        return x_new
+
+    def _build_kernel(self, value_and_grad: Any) -> Any:
+        def kernel(x: Tensor, grad: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            x_new = self._move(x, grad, noise)
+            e, g = value_and_grad(x_new)
+            return x_new, e, g
+
+        return kernel
+
+    def _eager_kernel(
+        self, energy: EnergyFn, x: Tensor, grad: Tensor, noise: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        x_new = self._move(x, grad, noise)
+        e, g = energy_and_grad(energy, x_new)
+        return x_new, e, g
 
     def init(self, x: Tensor, energy: EnergyFn) -> LangevinState:
         """Chains at ``x`` ``(n_chains, *event_shape)`` with energy and gradient cached."""
@@ -119,15 +153,10 @@ class Langevin:
         generator: torch.Generator | None = None,
     ) -> tuple[LangevinState, LangevinInfo]:
         """One Langevin move of every chain."""
-        x, grad = state.x, state.grad
-        if self.grad_clip is not None:
-            norm = grad.reshape(grad.shape[0], -1).norm(dim=1).clamp_min(1e-12)
-            factor = (self.grad_clip / norm).clamp(max=1.0)
-            grad = grad * factor.reshape((-1,) + (1,) * (grad.dim() - 1))
+        x = state.x
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        # Two fused kernels: x - eps * grad, then + sigma * noise in place.
-        x_new = torch.add(x, grad, alpha=-self.step_size).add_(noise, alpha=self.noise_scale)
-        if self.clamp is not None:
-            x_new = x_new.clamp(*self.clamp)
-        e, g = energy_and_grad(energy, x_new)
+        if self.compile:
+            x_new, e, g = self._kernels(energy, x, state.grad, noise)
+        else:
+            x_new, e, g = self._eager_kernel(energy, x, state.grad, noise)
         return LangevinState(x_new, e, g), LangevinInfo(self._acceptance(x))

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .._types import EnergyFn
 from ..energies.base import energy_and_grad
+from ._compile import CompiledKernels
 from .base import metropolis_accept, select
 
 
@@ -52,6 +53,8 @@ class MALA:
     Arguments:
         step_size: ``eps > 0``. Acceptance near 0.57 is optimal in high
             dimension (Roberts & Rosenthal 1998).
+        compile: Evaluate energy and gradient through ``torch.compile``
+            (falls back to eager with a warning when impossible).
 
     References:
         Roberts, G. O. & Tweedie, R. L. (1996). Exponential convergence of
@@ -68,10 +71,12 @@ class MALA:
 
     has_acceptance = True
 
-    def __init__(self, step_size: float) -> None:
+    def __init__(self, step_size: float, *, compile: bool = False) -> None:
         if not step_size > 0:
             raise ValueError(f"step_size must be > 0, got {step_size}")
         self.step_size = float(step_size)
+        self.compile = bool(compile)
+        self._kernels = CompiledKernels(lambda vg: vg, energy_and_grad)
 
     def __repr__(self) -> str:
         return f"MALA(step_size={self.step_size})"
@@ -93,7 +98,7 @@ class MALA:
         x, e, g = state
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         y = torch.add(x, g, alpha=-eps).add_(noise, alpha=math.sqrt(2.0 * eps))
-        e_y, g_y = energy_and_grad(energy, y)
+        e_y, g_y = self._kernels(energy, y) if self.compile else energy_and_grad(energy, y)
         # log q(x | y) - log q(y | x) with q(b | a) = N(b; a - eps grad E(a), 2 eps I);
         # the forward residual y - x + eps g is sqrt(2 eps) * noise.
         reverse = x - y + eps * g_y
