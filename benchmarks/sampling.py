@@ -6,7 +6,9 @@ Every implementation runs the same unadjusted Langevin update
 
 on its own copy of one ``MLPEnergy(D, hidden=(128, 128, 128), activation="silu")``
 (identical weights), from the same starting points and with the same seed, so
-that all of them follow the same chains. Implementations:
+that all of them follow the same chains. A last row uses ``E(x) = |x|^2 / 2``,
+whose gradient is almost free, to expose each sampler's own per-step cost.
+Implementations:
 
 - ``plain``: the reference, a hand-written loop (``x.requires_grad_``,
   ``torch.autograd.grad``, ``x - eps * g + sigma * randn_like(x)``);
@@ -21,11 +23,11 @@ holds ``torch==2.13.0`` (the CPU build), the peers and an editable ebmlab
 that every implementation is timed in one process.
 
 Each row is timed with one warm-up run per implementation, then ``--repeats``
-rounds in which every implementation runs once (the order rotates between
-rounds); the table gives medians. Usage::
+rounds (more for short rows) in which every implementation runs once, the order
+rotating between rounds; the table gives medians. Usage::
 
-    python3 benchmarks/sampling.py                      # full run
-    python3 benchmarks/sampling.py --threads 1          # ~3 min on 2 busy cores
+    python3 benchmarks/sampling.py                      # full run, default threads
+    python3 benchmarks/sampling.py --threads 1          # ~4 min on 2 busy cores
     python3 benchmarks/sampling.py --quick              # smoke run
     python3 benchmarks/sampling.py --markdown --json benchmarks/results/sampling.json
 """
@@ -63,7 +65,7 @@ EBMLAB_DEPS = [
     "tqdm",
 ]
 PEER_DISTS = ["torchebm", "ebmkit"]
-IMPLS = ["plain", "ebmlab", "torchebm", "ebmkit"]
+IMPLS = ["plain", "ebmlab", "ebmlab-compiled", "torchebm", "ebmkit"]
 
 #: (D, n_chains, n_steps, energy) of the default run. The last row swaps the MLP for
 #: E(x) = |x|^2 / 2, whose gradient costs next to nothing: it exposes each sampler's
@@ -77,7 +79,7 @@ ROWS: list[tuple[int, int, int, str]] = [
     (64, 10_000, 100, "mlp"),
     (2, 256, 2000, "quadratic"),
 ]
-ENERGIES = {"mlp": "MLP", "quadratic": "|x|²/2"}
+ENERGIES = {"mlp": "MLP", "quadratic": "‖x‖²/2"}
 HIDDEN = (128, 128, 128)
 STEP_SIZE = 0.01
 NOISE_SCALE = math.sqrt(2 * STEP_SIZE)
@@ -213,10 +215,10 @@ def make_energy(kind: str, dim: int) -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self.register_buffer("half", torch.tensor(0.5))
+            self.register_buffer("scale", torch.tensor(0.5))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.half * (x * x).sum(-1)
+            return self.scale * (x * x).sum(-1)
 
     return Quadratic()
 
@@ -250,6 +252,18 @@ def make_ebmlab(energy: Any, eps: float, sigma: float) -> Any:
     return run_fn
 
 
+def make_ebmlab_compiled(energy: Any, eps: float, sigma: float) -> Any:
+    """``ebmlab`` with the ``torch.compile`` fast path (``Langevin(..., compile=True)``)."""
+    from ebmlab.samplers import Langevin, run
+
+    sampler = Langevin(eps, sigma, compile=True)
+
+    def run_fn(x0: Any, n_steps: int, generator: Any) -> Any:
+        return run(sampler, energy, x0, n_steps, generator=generator).state.x
+
+    return run_fn
+
+
 HOW_OURS = {
     "plain": "`for _ in range(n): x.requires_grad_(True); e = f(x).sum(); "
     "(g,) = torch.autograd.grad(e, x); x = (x - eps * g + sigma * torch.randn_like(x))"
@@ -257,6 +271,9 @@ HOW_OURS = {
     "ebmlab": "`ebmlab.samplers.run(Langevin(eps, sigma), f, x0, n, generator=g).state.x`; "
     "`run` starts with `Langevin.init`, one extra energy and gradient evaluation per run "
     "(1/n of a step per step)",
+    "ebmlab-compiled": "the same with `Langevin(eps, sigma, compile=True)`: energy forward, "
+    "input-gradient backward and the update fused by `torch.compile` (compiled once in the "
+    "warm-up, not timed)",
 }
 
 
@@ -315,7 +332,12 @@ def build_impls(
     import _peers
 
     notes = _setup_notes()
-    makers = {"plain": make_plain, "ebmlab": make_ebmlab, **_peers.MAKERS}
+    makers = {
+        "plain": make_plain,
+        "ebmlab": make_ebmlab,
+        "ebmlab-compiled": make_ebmlab_compiled,
+        **_peers.MAKERS,
+    }
     impls: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     for name in selected:
@@ -348,6 +370,7 @@ def bench_row(
     repeats: int,
     device: str,
     energy: str = "mlp",
+    min_time: float = 0.0,
 ) -> dict[str, Any]:
     """Time one (D, n_chains, n_steps) row of every implementation."""
     import torch
@@ -382,17 +405,28 @@ def bench_row(
             errors[name] = f"failed at run time: {type(exc).__name__}: {exc}"
             del live[name]
     names = list(live)
-    for r in range(repeats):
+    # At least `repeats` rounds; short rows get more (up to 5x) until each
+    # implementation has run for `min_time` seconds, as single runs of a few
+    # milliseconds are at the mercy of the scheduler.
+    r, spent = 0, 0.0
+    while r < repeats or (spent < min_time and r < 5 * repeats):
         k = r % max(len(names), 1)
         for name in names[k:] + names[:k]:
-            times[name].append(once(name, n_steps))
+            try:
+                times[name].append(once(name, n_steps))
+            except Exception as exc:
+                errors[name] = f"failed at run time: {type(exc).__name__}: {exc}"
+                del live[name]
+                names.remove(name)
+        spent = min((sum(times[n]) for n in names), default=min_time)
+        r += 1
 
     row: dict[str, Any] = {
         "energy": energy,
         "dim": dim,
         "n_chains": n_chains,
         "n_steps": n_steps,
-        "repeats": repeats,
+        "repeats": r,
         "load_average_1min": [load_start, os.getloadavg()[0]],
         "results": {},
     }
@@ -423,11 +457,15 @@ def bench_row(
                 p / q for p, q in zip(plain, ts, strict=True)
             )
             res["overhead_us_per_step"] = (t - t_plain) / n_steps * 1e6
-            # CPU time of this process: with one torch thread it is blind to other
-            # processes competing for the cores, which wall-clock time is not.
-            res["cpu_ratio_vs_plain"] = statistics.median(cpu_times["plain"]) / statistics.median(
-                cpu_times[name]
-            )
+            # Noise from other processes only ever adds time: the fastest rounds are
+            # the best estimate of the intrinsic cost on a busy machine.
+            res["min_overhead_us_per_step"] = (min(ts) - min(plain)) / n_steps * 1e6
+            # CPU time of this process: with one torch thread it leaves out the time
+            # spent waiting for a core that other processes hold (not their effect on
+            # caches, nor a hypervisor's steal time).
+            c_plain, c = statistics.median(cpu_times["plain"]), statistics.median(cpu_times[name])
+            res["cpu_ratio_vs_plain"] = c_plain / c
+            res["cpu_overhead_us_per_step"] = (c - c_plain) / n_steps * 1e6
         if x_plain is not None:
             res["max_abs_diff_vs_plain"] = (x - x_plain.float()).abs().max().item()
         row["results"][name] = res
@@ -451,10 +489,20 @@ COLUMNS = [
     "× plain",
     "× plain, range over rounds",
     "overhead µs/step",
-    "× plain (CPU time)",
+    "× plain, CPU time (overhead µs/step)",
     "mean / var of samples",
     "max abs Δx vs plain",
 ]
+
+
+def _cpu_cell(row: dict[str, Any], name: str) -> str:
+    res, plain = row["results"][name], row["results"].get("plain", {})
+    if "cpu_times_s" not in res or "cpu_times_s" not in plain:
+        return ""
+    if name == "plain":
+        return "1.000"
+    c_plain, c = statistics.median(plain["cpu_times_s"]), statistics.median(res["cpu_times_s"])
+    return f"{c_plain / c:.3f} ({(c - c_plain) / row['n_steps'] * 1e6:+,.1f})"
 
 
 def _cells(row: dict[str, Any], name: str) -> list[str]:
@@ -481,7 +529,7 @@ def _cells(row: dict[str, Any], name: str) -> list[str]:
         "" if ratio is None else f"{ratio:.3f}",
         spread,
         "" if over is None or name == "plain" else f"{over:+,.1f}",
-        "" if ratio is None else f"{res['cpu_ratio_vs_plain']:.3f}",
+        _cpu_cell(row, name),
         sanity,
         "" if diff is None or name == "plain" else f"{diff:.1e}",
     ]
@@ -526,7 +574,7 @@ def format_markdown(env: dict[str, Any], rows: list[dict[str, Any]], how: dict[s
         f"- load average at start: {load}"
         + (f" (warning: {_busy_warning(env)})" if _busy_warning(env) else ""),
         f"- energy: MLP = `MLPEnergy(D, hidden={HIDDEN}, activation='silu')`, same weights "
-        "in every implementation; |x|²/2 = standard Gaussian (gradient almost free: the row "
+        "in every implementation; ‖x‖²/2 = standard Gaussian (gradient almost free: the row "
         f"shows each sampler's own per-step cost); eps={STEP_SIZE}, "
         f"sigma=sqrt(2 eps)={NOISE_SCALE:.4f}",
         "",
@@ -556,7 +604,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: few steps/repeats")
     parser.add_argument("--json", metavar="PATH", help="write raw results to PATH")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
-    parser.add_argument("--repeats", type=int, help="timed rounds per row (default 5, quick 2)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help="timed rounds per row, at least (default 5, quick 2; short rows get more)",
+    )
     parser.add_argument(
         "--impl", action="append", choices=IMPLS, help="implementation(s) to run (default all)"
     )
@@ -607,6 +659,7 @@ def main(argv: list[str] | None = None) -> None:
     if "plain" not in selected:
         selected = ["plain", *selected]
     repeats = args.repeats or (2 if args.quick else 5)
+    min_time = 0.2 if args.quick else 3.0
     rows_spec = [_parse_row(r) for r in args.row] if args.row else ROWS
     if args.quick:
         rows_spec = [(d, c, max(10, s // 10), e) for d, c, s, e in rows_spec]
@@ -628,7 +681,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(SEED)
         ref = make_energy(kind, dim)
         impls, skipped = build_impls(selected, ref, args.device)
-        row = bench_row(impls, skipped, dim, n_chains, n_steps, repeats, args.device, kind)
+        row = bench_row(
+            impls, skipped, dim, n_chains, n_steps, repeats, args.device, kind, min_time
+        )
         rows.append(row)
         print(format_text([row]).split("\n", 1)[1] if rows[1:] else format_text([row]))
         sys.stdout.flush()

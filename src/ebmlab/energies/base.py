@@ -93,11 +93,17 @@ def energy_and_grad(energy: EnergyFn, x: Tensor) -> tuple[Tensor, Tensor]:
         >>> tuple(e.shape), tuple(g.shape)
         ((5,), (5, 3))
     """
-    with torch.enable_grad():
+    if torch.is_grad_enabled():  # skip the context manager on the hot path
         x_ = x.detach().requires_grad_(True)
         e = energy(x_)
         (g,) = torch.autograd.grad(e.sum(), x_)
-    return e.detach(), g.detach()
+    else:
+        with torch.enable_grad():
+            x_ = x.detach().requires_grad_(True)
+            e = energy(x_)
+            (g,) = torch.autograd.grad(e.sum(), x_)
+    # autograd.grad without create_graph returns a tensor outside any graph.
+    return e.detach(), g
 
 
 def score(energy: EnergyFn, x: Tensor) -> Tensor:

@@ -25,6 +25,7 @@ __all__ = [
     "select",
 ]
 
+import sys
 import warnings
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -151,7 +152,16 @@ def run(
     acc_sum = torch.zeros(x0.shape[0], dtype=x0.dtype, device=x0.device)
     track = bool(getattr(sampler, "has_acceptance", True))
     kept: list[Tensor] = []
-    steps = tqdm(range(n_steps), desc="sampling", leave=False) if progress else range(n_steps)
+    steps = (
+        tqdm(
+            range(n_steps),
+            desc="sampling",
+            leave=False,
+            mininterval=0.1 if sys.stderr.isatty() else 30.0,
+        )
+        if progress
+        else range(n_steps)
+    )
     step = sampler.step
     for t in steps:
         state, info = step(state, energy, generator=generator)

@@ -155,7 +155,7 @@ class HMC:
             std: Tensor | float = mass.sqrt()
         else:
             inv_mass, std = 1.0 / float(self.mass), float(self.mass) ** 0.5
-        p0 = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) * std
+        p0 = torch.empty_like(x).normal_(generator=generator) * std
         vg = (lambda z: self._kernels(energy, z)) if self.compile else None
         x1, p1, e1, g1 = leapfrog(
             energy, x, p0, g, self.step_size, self.n_leapfrog, inv_mass, value_and_grad=vg

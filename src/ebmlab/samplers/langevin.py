@@ -92,6 +92,7 @@ class Langevin:
         self.clamp = clamp
         self.compile = bool(compile)
         self._ones: Tensor | None = None
+        self._cached_info: LangevinInfo | None = None
         self._kernels = CompiledKernels(self._build_kernel, self._eager_kernel)
 
     def __repr__(self) -> str:
@@ -134,6 +135,13 @@ class Langevin:
         e, g = energy_and_grad(energy, x)
         return LangevinState(x, e, g)
 
+    def _info(self, x: Tensor) -> LangevinInfo:
+        """The constant Info (acceptance 1), cached per shape, dtype and device."""
+        info = self._cached_info
+        if info is None or info.acceptance_rate is not self._acceptance(x):
+            info = self._cached_info = LangevinInfo(self._acceptance(x))
+        return info
+
     def _acceptance(self, x: Tensor) -> Tensor:
         ones = self._ones
         if (
@@ -154,9 +162,9 @@ class Langevin:
     ) -> tuple[LangevinState, LangevinInfo]:
         """One Langevin move of every chain."""
         x = state.x
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        noise = torch.empty_like(x).normal_(generator=generator)
         if self.compile:
             x_new, e, g = self._kernels(energy, x, state.grad, noise)
         else:
             x_new, e, g = self._eager_kernel(energy, x, state.grad, noise)
-        return LangevinState(x_new, e, g), LangevinInfo(self._acceptance(x))
+        return LangevinState(x_new, e, g), self._info(x)

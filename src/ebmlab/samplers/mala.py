@@ -96,7 +96,7 @@ class MALA:
         """One MALA move of every chain."""
         eps = self.step_size
         x, e, g = state
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        noise = torch.empty_like(x).normal_(generator=generator)
         y = torch.add(x, g, alpha=-eps).add_(noise, alpha=math.sqrt(2.0 * eps))
         e_y, g_y = self._kernels(energy, y) if self.compile else energy_and_grad(energy, y)
         # log q(x | y) - log q(y | x) with q(b | a) = N(b; a - eps grad E(a), 2 eps I);

@@ -3,7 +3,11 @@ divergence guard.
 
 ``fit`` works with any objective that maps ``(energy, batch, state,
 generator=...)`` to ``(loss, diagnostics, state)``; ``state`` (a replay
-buffer, or ``None``) is checkpointed through its ``state_dict``.
+buffer, or ``None``) is checkpointed through its ``state_dict``. An objective
+that is an ``nn.Module`` with parameters of its own (noise-contrastive
+estimation's ``log_z``) has them trained alongside the energy's and
+checkpointed. Diagnostics fields that an objective lacks (score matching has no
+negatives) are logged as NaN.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import csv
 import io
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -126,8 +131,24 @@ class FitResult(NamedTuple):
     state: Any
 
 
-def _make_optimizer(energy: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+def _objective_module(objective: Any) -> nn.Module | None:
+    """The objective as a module when it has trainable parameters of its own."""
+    if isinstance(objective, nn.Module) and any(p.requires_grad for p in objective.parameters()):
+        return objective
+    return None
+
+
+def _diag_value(diag: Any, name: str) -> Tensor | None:
+    value = getattr(diag, name, None)
+    return value if isinstance(value, Tensor) else None
+
+
+def _make_optimizer(
+    energy: nn.Module, s: TrainSettings, extra: nn.Module | None = None
+) -> torch.optim.Optimizer:
     params = [p for p in energy.parameters() if p.requires_grad]
+    if extra is not None:
+        params += [p for p in extra.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the energy has no trainable parameters")
     if s.weight_decay > 0:
@@ -194,7 +215,10 @@ def fit(
         )
     local_batch = settings.batch_size // world
     generator = torch.Generator(device=dev).manual_seed(rank_seed(settings.seed))
-    optimizer = _make_optimizer(energy, settings)
+    own = _objective_module(objective)
+    if own is not None:
+        own.to(dev)
+    optimizer = _make_optimizer(energy, settings, own)
     # DistributedDataParallel averages gradients over ranks (and starts every
     # rank from rank 0's weights); objectives sample with its ``.module``.
     model: nn.Module = energy
@@ -218,6 +242,14 @@ def fit(
             # A different number of processes cannot replay the old streams:
             # continue with fresh, deterministic ones (statistically equivalent).
             generator.manual_seed(rank_seed(settings.seed) + 7919 * start)
+        if own is not None:
+            saved = {
+                k[len("objective.") :]: v.to(dev)
+                for k, v in extra_tensors.items()
+                if k.startswith("objective.")
+            }
+            if saved:
+                own.load_state_dict(saved)
         if state is not None and "buffer" in extra_tensors:
             full = extra_tensors["buffer"].to(dev)
             cap = state.state_dict()["buffer"].shape[0]
@@ -244,6 +276,9 @@ def fit(
             extra["buffer"] = torch.cat(all_gather_tensor(sd["buffer"]))
             seen = torch.tensor(int(sd["n_seen"]), device=sd["buffer"].device)
             extra["n_seen"] = (all_reduce_mean(seen.double()) * world).round().long().cpu()
+        if own is not None:
+            for k, v in own.state_dict().items():
+                extra[f"objective.{k}"] = v.detach().cpu().contiguous()
         if main:
             save_training_state(
                 ckpt,
@@ -291,6 +326,7 @@ def fit(
         initial=start,
         desc="training",
         disable=not (progress and main),
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,  # quiet in logs
         dynamic_ncols=True,
     )
     n = data.shape[0]
@@ -305,18 +341,22 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             max_norm = settings.grad_clip if settings.grad_clip is not None else math.inf
-            grad_norm = nn.utils.clip_grad_norm_(energy.parameters(), max_norm)
-            checks = torch.stack([loss.detach(), diag.energy_neg, diag.energy_pos, grad_norm])
+            trained = [p for g in optimizer.param_groups for p in g["params"]]
+            grad_norm = nn.utils.clip_grad_norm_(trained, max_norm)
+            named = [
+                ("loss", loss.detach()),
+                ("negative-sample energy", _diag_value(diag, "energy_neg")),
+                ("data energy", _diag_value(diag, "energy_pos")),
+                ("gradient norm", grad_norm),
+            ]
+            present = [(k, v) for k, v in named if v is not None]
+            checks = torch.stack([v.to(grad_norm.dtype) for _, v in present])
             if is_distributed():  # every rank must agree to stop
                 checks = checks + 0.0 * all_reduce_mean(checks)
             if not bool(torch.isfinite(checks).all()):
                 what = [
                     name
-                    for name, v in zip(
-                        ["loss", "negative-sample energy", "data energy", "gradient norm"],
-                        checks.tolist(),
-                        strict=True,
-                    )
+                    for (name, _), v in zip(present, checks.tolist(), strict=True)
                     if not math.isfinite(v)
                 ]
                 where = (
@@ -332,13 +372,12 @@ def fit(
                 )
             optimizer.step()
             values = {
-                "loss": diag.loss,
-                "energy_pos": diag.energy_pos,
-                "energy_neg": diag.energy_neg,
-                "energy_gap": diag.energy_gap,
-                "acceptance_rate": diag.acceptance_rate,
-                "grad_norm": grad_norm,
+                k: v
+                if (v := _diag_value(diag, k)) is not None
+                else torch.full_like(grad_norm, math.nan)
+                for k in ("loss", "energy_pos", "energy_neg", "energy_gap", "acceptance_rate")
             }
+            values["grad_norm"] = grad_norm
             for k, v in values.items():
                 sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
             n_sum += 1
