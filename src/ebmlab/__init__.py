@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import data, energies, errors, models, objectives, partition, samplers, train
+from . import data, diagnostics, energies, errors, models, objectives, partition, samplers, train
 from .samplers import sample
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "diagnostics",
     "energies",
     "errors",
+    "estimators",
     "models",
     "objectives",
     "partition",
@@ -24,3 +25,12 @@ __all__ = [
     "samplers",
     "train",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import ``ebmlab.estimators`` (and with it scikit-learn) on first use."""
+    if name == "estimators":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.estimators")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -62,13 +62,13 @@ class Modes(NamedTuple):
         weight: Share of the restarts that ended in each answer's basin
             (descent), of the Langevin chains (langevin), or the Gibbs
             probability at ``beta`` (enumerate); shape ``(N, M)``.
-        count: Number of answers per row, shape ``(N,)``.
+        n_modes: Number of answers per row, shape ``(N,)``.
     """
 
     y: Tensor
     energy: Tensor
     weight: Tensor
-    count: Tensor
+    n_modes: Tensor
 
 
 class GibbsConditional(NamedTuple):
@@ -264,7 +264,7 @@ def cluster_answers(
     Example:
         >>> y = torch.tensor([[[0.0], [1.0], [0.001]]])
         >>> m = cluster_answers(y, torch.tensor([[0.0, 1.0, 0.5]]), tol=0.01)
-        >>> m.count.tolist(), m.y[0, :, 0].tolist()
+        >>> m.n_modes.tolist(), m.y[0, :, 0].tolist()
         ([2], [0.0, 1.0])
     """
     if not tol >= 0:
@@ -275,7 +275,7 @@ def cluster_answers(
         raise ValueError(f"energy_gap must be >= 0 or None, got {energy_gap}")
     n, r, d = y.shape
     e = torch.where(torch.isfinite(energy), energy, torch.full_like(energy, math.inf))
-    e_sorted, order = e.sort(1, stable=True)
+    e_sorted, order = e.sort(dim=1, stable=True)
     y_sorted = y.gather(1, order.unsqueeze(-1).expand(n, r, d))
     finite = torch.isfinite(e_sorted) & torch.isfinite(y_sorted).all(-1)
     dist = torch.cdist(y_sorted, y_sorted)  # (N, R, R)
@@ -341,7 +341,8 @@ def _starts(
             y0 = y_init.to(x)
         else:
             raise ValueError(
-                f"y_init must have shape (R, y_dim) or (N={n}, R, y_dim), got {tuple(y_init.shape)}"
+                f"y_init must have shape (R, y_dim) or (N={n}, R, y_dim), "
+                f"got {tuple(y_init.shape)}"
             )
         return y0, box
     d = _y_dim(energy)
@@ -412,7 +413,7 @@ def infer(
         >>> from ebmlab.models.conditional import QuadraticConditionalEnergy
         >>> F = QuadraticConditionalEnergy(3, 2)
         >>> modes = infer(F, torch.randn(5, 3), generator=torch.Generator().manual_seed(0))
-        >>> tuple(modes.y.shape), modes.count.tolist()
+        >>> tuple(modes.y.shape), modes.n_modes.tolist()
         ((5, 1, 2), [1, 1, 1, 1, 1])
     """
     if method not in INFER_METHODS:
@@ -455,8 +456,10 @@ def infer(
     fn = _pair_fn(energy, x, r)
     if method == "langevin":
         sampler = build_sampler("langevin", step_size=step_size)
-        flat = run(sampler, _pair_fn(energy, x, r, beta), flat, int(n_steps), generator=generator)
-        flat = flat.state.x
+        chains = run(
+            sampler, _pair_fn(energy, x, r, beta), flat, int(n_steps), generator=generator
+        )
+        flat = chains.state.x
     y_end, e_end = descend(fn, flat, n_steps=n_steps, step_size=step_size, bounds=box)
     if tol is None:
         if box is not None:
@@ -589,6 +592,6 @@ def sample_conditional(
     y0, _ = _starts(energy, x, int(n_samples), bounds, y_init, generator)
     n, r, d = y0.shape
     sampler = build_sampler(method, step_size=step_size)
-    out = run(sampler, _pair_fn(energy, x, r, beta), y0.reshape(n * r, d), int(n_steps),
-              generator=generator)  # fmt: skip
+    hot = _pair_fn(energy, x, r, beta)
+    out = run(sampler, hot, y0.reshape(n * r, d), int(n_steps), generator=generator)
     return out.state.x.reshape(n, r, d)  # type: ignore[no-any-return]

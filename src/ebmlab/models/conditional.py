@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -80,9 +81,9 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 def _linear(n_in: int, n_out: int, generator: torch.Generator | None) -> nn.Linear:
     """``nn.Linear`` with PyTorch's default initialization, drawn from ``generator``."""
-    if generator is None:
-        return nn.Linear(n_in, n_out)
-    layer = nn.utils.skip_init(nn.Linear, n_in, n_out)
+    with warnings.catch_warnings():  # nn.Linear(0, k) warns about its no-op init
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+        layer = nn.utils.skip_init(nn.Linear, n_in, n_out)
     bound = 1.0 / math.sqrt(n_in) if n_in > 0 else 0.0
     with torch.no_grad():
         layer.weight.uniform_(-bound, bound, generator=generator)
@@ -180,7 +181,9 @@ class ConditionalEnergy(nn.Module):
     def energies(self, x: Tensor) -> Tensor:
         """Energies of every class, shape ``(N, n_classes)`` (discrete answers only)."""
         if self.n_classes is None:
-            raise ValueError("energies(x) needs discrete answers (n_classes), this energy has y_dim")
+            raise ValueError(
+                "energies(x) needs discrete answers (n_classes), this energy has y_dim"
+            )
         k = self.n_classes
         ys = torch.arange(k, device=x.device).repeat(x.shape[0])
         return self(x.repeat_interleave(k, 0), ys).reshape(x.shape[0], k)  # type: ignore[no-any-return]
@@ -294,9 +297,7 @@ class QuadraticConditionalEnergy(ConditionalEnergy):
         self.mean_net = make_mlp(self.x_dim, y_dim, tuple(hidden), generator=generator)
         a = torch.eye(y_dim) if precision is None else precision.detach().to(torch.float32)
         if tuple(a.shape) != (y_dim, y_dim):
-            raise ValueError(
-                f"precision must have shape ({y_dim}, {y_dim}), got {tuple(a.shape)}"
-            )
+            raise ValueError(f"precision must have shape ({y_dim}, {y_dim}), got {tuple(a.shape)}")
         try:
             chol = torch.linalg.cholesky(a.double())
         except RuntimeError:
@@ -364,7 +365,9 @@ class JointEmbeddingEnergy(ConditionalEnergy):
         self.embed_x = make_mlp(
             self.x_dim, embed_dim, hidden, activation=activation, generator=generator
         )
-        self.embed_y = make_mlp(y_dim, embed_dim, hidden, activation=activation, generator=generator)
+        self.embed_y = make_mlp(
+            y_dim, embed_dim, hidden, activation=activation, generator=generator
+        )
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Energies ``(N,)`` of pairs ``x (N, x_dim)``, ``y (N, y_dim)``."""
@@ -405,7 +408,9 @@ class DiscreteConditionalEnergy(ConditionalEnergy):
         self.network = (
             network
             if network is not None
-            else make_mlp(self.x_dim, n_classes, hidden, activation=activation, generator=generator)
+            else make_mlp(
+                self.x_dim, n_classes, hidden, activation=activation, generator=generator
+            )
         )
 
     def energies(self, x: Tensor) -> Tensor:
@@ -417,9 +422,7 @@ class DiscreteConditionalEnergy(ConditionalEnergy):
         return self.energies(x).gather(1, y.long().reshape(-1, 1)).squeeze(1)
 
 
-def latent_grid(
-    bounds: Sequence[tuple[float, float]], resolution: int
-) -> tuple[Tensor, float]:
+def latent_grid(bounds: Sequence[tuple[float, float]], resolution: int) -> tuple[Tensor, float]:
     """A quadrature grid for a continuous latent variable.
 
     Arguments:
@@ -486,6 +489,7 @@ class LatentConditionalEnergy(ConditionalEnergy):
     """
 
     latent_values: Tensor | None
+    latent_init: Tensor
 
     def __init__(
         self,

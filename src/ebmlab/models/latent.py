@@ -126,7 +126,11 @@ class KMeansEnergy(Energy):
             raise ValueError(
                 f"init must have shape ({n_clusters}, {dim}), got {tuple(init.shape)}"
             )
-        w = init.detach().clone().float() if init is not None else _randn((n_clusters, dim), generator)
+        w = (
+            init.detach().clone().float()
+            if init is not None
+            else _randn((n_clusters, dim), generator)
+        )
         self.prototypes = nn.Parameter(w)
 
     def assign(self, y: Tensor) -> Tensor:

@@ -319,42 +319,89 @@ def fit_mle(family: str, sample: Tensor, *, n_classes: int | None = None) -> dic
     return {"rate": 1.0 / mean}
 
 
+OPTIMIZERS = ("lbfgs", "adam")
+
+
 def fit_likelihood(
     energy: ConditionalEnergy,
     x: Tensor,
     y: Tensor,
     *,
-    n_steps: int = 500,
+    optimizer: str = "lbfgs",
+    n_steps: int = 100,
     batch_size: int = 256,
-    lr: float = 1e-2,
+    lr: float | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Maximum likelihood by gradient descent on ``F(x, y) + log Z(x)``.
 
-    The ``nll`` loss functional with the energy's closed-form ``log_z``
+    The ``nll`` loss functional with the energy's closed-form ``log_z``.
+    ``optimizer="lbfgs"`` minimizes the full-data NLL with L-BFGS (strong
+    Wolfe line search): precise, for data that fit in memory.
+    ``optimizer="adam"`` takes minibatch steps
     (:func:`~ebmlab.models.conditional.fit_conditional`).
 
     Arguments:
         energy: One of the energies of this module (trained in place).
         x: Inputs ``(N, x_dim)`` (``(N, 0)`` for an unconditional fit).
         y: Answers as the energy expects them.
-        n_steps: Adam updates.
-        batch_size: Pairs per update.
-        lr: Learning rate.
-        generator: Random generator of the minibatches.
+        optimizer: ``"lbfgs"`` or ``"adam"``.
+        n_steps: Most L-BFGS iterations, or Adam updates.
+        batch_size: Pairs per Adam update.
+        lr: Learning rate (default 1 for L-BFGS, 1e-2 for Adam).
+        generator: Random generator of Adam's minibatches.
 
     Returns:
-        The NLL of every update, shape ``(n_steps,)``.
+        The mean NLL at every evaluation (L-BFGS: every function evaluation,
+        line searches included; Adam: every update).
 
     Example:
-        >>> F = GaussianEnergy(0, 1, learn_sigma=True)
-        >>> y = 3.0 + torch.randn(500, 1)
-        >>> _ = fit_likelihood(F, torch.empty(500, 0), y, n_steps=300, lr=0.05)
-        >>> abs(F.mean(torch.empty(1, 0)).item() - y.mean().item()) < 0.1
+        >>> F = GaussianEnergy(0, 1, learn_sigma=True).double()
+        >>> y = 3.0 + torch.randn(500, 1, dtype=torch.float64)
+        >>> _ = fit_likelihood(F, torch.empty(500, 0, dtype=torch.float64), y)
+        >>> abs(F.mean(torch.empty(1, 0, dtype=torch.float64)).item() - y.mean().item()) < 1e-6
         True
     """
-    if not hasattr(energy, "log_z"):
+    if not hasattr(energy, "log_z") or not hasattr(energy, "nll"):
         raise ValueError(f"energy must have a closed-form log_z, got {type(energy).__name__}")
-    return fit_conditional(
-        energy, x, y, "nll", n_steps=n_steps, batch_size=batch_size, lr=lr, generator=generator
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+    if optimizer == "adam":
+        return fit_conditional(
+            energy,
+            x,
+            y,
+            "nll",
+            n_steps=n_steps,
+            batch_size=batch_size,
+            lr=1e-2 if lr is None else lr,
+            generator=generator,
+        )
+    if x.shape[0] != y.shape[0] or x.shape[0] < 1:
+        raise ValueError(
+            f"x and y must hold the same number (>= 1) of rows, got {x.shape[0]} and {y.shape[0]}"
+        )
+    params = [p for p in energy.parameters() if p.requires_grad]
+    lbfgs = torch.optim.LBFGS(
+        params,
+        lr=1.0 if lr is None else lr,
+        max_iter=int(n_steps),
+        max_eval=2 * int(n_steps),
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-12,
+        tolerance_change=1e-15,
+        history_size=20,
     )
+    history: list[float] = []
+
+    def closure() -> Tensor:
+        lbfgs.zero_grad(set_to_none=True)
+        loss = energy.nll(x, y).mean()  # type: ignore[operator]
+        loss.backward()
+        history.append(float(loss.detach()))
+        return loss  # type: ignore[no-any-return]
+
+    lbfgs.step(closure)  # type: ignore[no-untyped-call]
+    if not all(math.isfinite(v) for v in history):
+        raise ValueError("the NLL became non-finite; start from other weights or use adam")
+    return torch.tensor(history, dtype=torch.float64)

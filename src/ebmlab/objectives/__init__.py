@@ -1,4 +1,9 @@
-"""Training objectives for energies. Each returns ``(loss, diagnostics, state)``."""
+"""Training objectives for energies. Each returns ``(loss, diagnostics, state)``.
+
+Maximum likelihood with MCMC negatives (:class:`ContrastiveDivergence`) and the
+loss functionals of energy-based learning for conditional energies
+(:data:`LOSS_FUNCTIONALS`, LeCun et al. 2006).
+"""
 
 from __future__ import annotations
 

@@ -383,9 +383,7 @@ class LossFunctional:
         else:
             box = _box(self.bounds, d)
         eps = (
-            float(self.epsilon)
-            if self.epsilon is not None
-            else 0.05 * max(b - a for a, b in box)
+            float(self.epsilon) if self.epsilon is not None else 0.05 * max(b - a for a, b in box)
         )
         use_grid = self.search == "grid" or (
             self.search == "auto" and self.bounds is not None and d <= 2
@@ -461,10 +459,14 @@ class LossFunctional:
         unit[..., 0] = 1.0
         direction = torch.where(dist > 0, diff / dist.clamp_min(1e-30), unit)
         inside = (dist < eps).squeeze(-1)
-        pushed = torch.where(inside.unsqueeze(-1), y.detach().unsqueeze(1) + eps * direction, y_end)
+        pushed = torch.where(
+            inside.unsqueeze(-1), y.detach().unsqueeze(1) + eps * direction, y_end
+        )
         with torch.no_grad():
             e_pushed = energy(x_rep, pushed.reshape(n * r, d)).reshape(n, r)
-        e_pushed = torch.where(torch.isfinite(e_pushed), e_pushed, torch.full_like(e_pushed, math.inf))
+        e_pushed = torch.where(
+            torch.isfinite(e_pushed), e_pushed, torch.full_like(e_pushed, math.inf)
+        )
         y_bar = pushed[torch.arange(n), e_pushed.argmin(1)]
         return y_bar, y_min
 

@@ -1,0 +1,11 @@
+"""scikit-learn estimators built on ebmlab's energies, objectives and samplers.
+
+Each follows scikit-learn's conventions (``fit``/``predict``/``score_samples``,
+hyperparameters stored verbatim, fitted attributes ending in ``_``).
+"""
+
+from __future__ import annotations
+
+from .regressor import EnergyRegressor
+
+__all__ = ["EnergyRegressor"]
