@@ -1,4 +1,4 @@
-"""Command line: ``ebmlab train | resume | sample | evaluate | score``.
+"""Command line: ``ebmlab train | resume | sample | evaluate | score | logz``.
 
 Thin: parse arguments, call library functions, write results. User errors
 print one line on stderr and exit with status 2, without a traceback.
@@ -123,6 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory")
     p.add_argument("file", help=".npy/.npz/.csv of rows")
     p.add_argument("-o", "--out", help="output .csv (default: stdout), one energy per line")
+    _common(p)
+
+    p = sub.add_parser("logz", help="log partition function of a trained run, with its error")
+    p.add_argument("run", help="run directory")
+    p.add_argument(
+        "--method",
+        choices=["auto", "exact", "quadrature", "ais", "bdmc"],
+        default="auto",
+        help="auto: quadrature in 1-3 dimensions, AIS above",
+    )
+    p.add_argument("--n-chains", type=int, help="AIS chains (default: evaluate.ais_chains)")
+    p.add_argument(
+        "--n-temperatures", type=int, help="AIS temperatures (default: evaluate.ais_temperatures)"
+    )
+    p.add_argument("--json", action="store_true", help="print the estimate as one JSON object")
     _common(p)
     return parser
 
@@ -252,6 +267,26 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _logz(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .runs import log_z_run
+
+    for name in ("n_chains", "n_temperatures"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "n_chains" else 1):
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    est = log_z_run(
+        args.run,
+        args.method,
+        n_chains=args.n_chains,
+        n_temperatures=args.n_temperatures,
+        seed=args.seed,
+        device=args.device,
+    )
+    print(json.dumps(est.to_dict()) if args.json else str(est))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ebmlab`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -263,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sample": _sample,
         "evaluate": _evaluate,
         "score": _score,
+        "logz": _logz,
     }
     try:
         return handlers[args.command](args)

@@ -121,6 +121,10 @@ class EvaluateConfig(_Section):
     quadrature_resolution: int | None = Field(None, ge=8)
     mmd_samples: int = Field(2000, ge=10)
     entropy_samples: int = Field(1_000_000, ge=100)
+    # log Z above 3 dimensions (quadrature below): AIS, or BDMC for a bracket.
+    log_z_method: Literal["ais", "bdmc"] = "ais"
+    ais_chains: int = Field(256, ge=2)
+    ais_temperatures: int = Field(1000, ge=1)
 
 
 class RunConfig(_Section):
