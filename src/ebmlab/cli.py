@@ -139,6 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the estimate as one JSON object")
     _common(p)
+
+    p = sub.add_parser("ising", help="simulate the periodic Ising model and print its observables")
+    p.add_argument("--size", type=int, required=True, help="lattice side L")
+    p.add_argument("--temperature", type=float, required=True, help="temperature T (J = 1)")
+    p.add_argument("--sweeps", type=int, required=True, help="recorded sweeps per chain")
+    p.add_argument(
+        "--method",
+        choices=["gibbs", "metropolis", "wolff", "swendsen-wang"],
+        default="gibbs",
+        help="update: checkerboard heat bath, Metropolis, or a cluster move",
+    )
+    p.add_argument("--dim", type=int, choices=[2, 3], default=2, help="lattice dimension")
+    p.add_argument("--chains", type=int, default=8, help="independent chains (default 8)")
+    p.add_argument("--burn-in", type=int, help="discarded sweeps (default sweeps / 5)")
+    p.add_argument("--field", type=float, default=0.0, help="uniform field h (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--device", default=None, help="torch device: cpu (default), cuda")
     return parser
 
 
@@ -287,6 +305,41 @@ def _logz(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ising(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .models.observables import run_ising
+
+    try:
+        out = run_ising(
+            args.size,
+            args.temperature,
+            args.sweeps,
+            args.method,
+            dim=args.dim,
+            n_chains=args.chains,
+            burn_in=args.burn_in,
+            field=args.field,
+            seed=0 if args.seed is None else args.seed,
+            device=args.device or "cpu",
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(
+        f"Ising {args.dim}D, L={out['size']}, T={out['temperature']:g}, {out['method']}, "
+        f"{out['n_chains']} chains x {out['sweeps']} sweeps (+{out['burn_in']} burn-in), "
+        f"{out['seconds']:.2f} s"
+    )
+    for key in ("magnetization", "energy_per_spin", "susceptibility", "specific_heat"):
+        print(
+            f"{key:16s} {out[key]:12.6f} +- {out[key + '_stderr']:.6f}   "
+            f"(tau {out[key + '_tau']:.1f})"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ebmlab`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -299,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": _evaluate,
         "score": _score,
         "logz": _logz,
+        "ising": _ising,
     }
     try:
         return handlers[args.command](args)

@@ -6,6 +6,7 @@ hyperparameters stored verbatim, fitted attributes ending in ``_``).
 
 from __future__ import annotations
 
+from .rbm import BernoulliRBM
 from .regressor import EnergyRegressor
 
-__all__ = ["EnergyRegressor"]
+__all__ = ["BernoulliRBM", "EnergyRegressor"]

@@ -14,15 +14,33 @@ from torch import Tensor
 
 from .._types import EnergyFn
 from .base import RunResult, Sampler, metropolis_accept, run, select
+from .cluster import ClusterInfo, SwendsenWang, Wolff, connected_components
+from .gibbs import (
+    BlockGibbs,
+    BlockGibbsState,
+    CheckerboardGibbs,
+    Metropolis,
+    SpinInfo,
+    SpinState,
+)
+from .gwg import GibbsWithGradients, GWGInfo, GWGState
 from .hmc import HMC, HMCInfo, HMCState, leapfrog
 from .langevin import Langevin, LangevinInfo, LangevinState
 from .mala import MALA, MALAInfo, MALAState
 from .replay import ReplayBuffer
 
 __all__ = [
+    "DISCRETE_SAMPLERS",
     "HMC",
     "MALA",
     "SAMPLERS",
+    "BlockGibbs",
+    "BlockGibbsState",
+    "CheckerboardGibbs",
+    "ClusterInfo",
+    "GWGInfo",
+    "GWGState",
+    "GibbsWithGradients",
     "HMCInfo",
     "HMCState",
     "Langevin",
@@ -30,10 +48,16 @@ __all__ = [
     "LangevinState",
     "MALAInfo",
     "MALAState",
+    "Metropolis",
     "ReplayBuffer",
     "RunResult",
     "Sampler",
+    "SpinInfo",
+    "SpinState",
+    "SwendsenWang",
+    "Wolff",
     "build_sampler",
+    "connected_components",
     "leapfrog",
     "metropolis_accept",
     "run",
@@ -43,6 +67,17 @@ __all__ = [
 
 #: Samplers by name, for configs and the command line.
 SAMPLERS: dict[str, Any] = {"langevin": Langevin, "ula": Langevin, "mala": MALA, "hmc": HMC}
+
+#: Samplers of discrete variables by name. ``gibbs``, ``metropolis``, ``wolff`` and
+#: ``swendsen-wang`` need a spin model (Ising, Potts); ``gwg`` any differentiable
+#: energy of binary or spin variables.
+DISCRETE_SAMPLERS: dict[str, Any] = {
+    "gibbs": CheckerboardGibbs,
+    "metropolis": Metropolis,
+    "wolff": Wolff,
+    "swendsen-wang": SwendsenWang,
+    "gwg": GibbsWithGradients,
+}
 
 
 def build_sampler(method: str, **hyperparameters: Any) -> Sampler:
