@@ -119,6 +119,9 @@ def setup_venv() -> None:
 
 
 # --------------------------------------------------------------------------- implementations
+DEVICE = "cpu"  # ebmlab's device (--device); thrml and NumPy run on the CPU
+
+
 class EbmlabImpl:
     name = "ebmlab"
 
@@ -129,16 +132,19 @@ class EbmlabImpl:
         from ebmlab.samplers import CheckerboardGibbs
 
         self.torch = torch
-        self.model = IsingModel.lattice(size, beta=beta)
+        self.device = torch.device(DEVICE)
+        self.model = IsingModel.lattice(size, beta=beta).to(self.device)
         self.sampler_cls = CheckerboardGibbs
-        g = torch.Generator().manual_seed(seed)
-        x = torch.randint(0, 2, (n_chains, size, size), generator=g).float() * 2 - 1
-        self.state = CheckerboardGibbs().init(x, self.model)
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        x = torch.randint(0, 2, (n_chains, size, size), generator=g, device=self.device)
+        self.state = CheckerboardGibbs().init(x.float() * 2 - 1, self.model)
         self.generator = g
 
     def run(self, n_sweeps: int) -> None:
         sampler = self.sampler_cls(sweeps_per_step=n_sweeps)
         self.state, _ = sampler.step(self.state, self.model, generator=self.generator)
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
 
     def energy_per_spin(self) -> float:
         x = self.state.x
@@ -535,7 +541,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="write raw results here")
     parser.add_argument("--quick", action="store_true", help="smoke run")
     parser.add_argument("--no-venv", action="store_true", help="run in this interpreter")
+    parser.add_argument("--device", default="cpu", help="torch device of ebmlab's sampler")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = args.device
     if not args.no_venv and not _in_bench_venv():
         setup_venv()
         os.execv(str(BENCH_PY), [str(BENCH_PY), __file__, *(argv or sys.argv[1:])])

@@ -37,7 +37,7 @@ import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ebmlab.energies import MLPEnergy
+from ebmlab.energies import MLPEnergy, energy_and_grad
 from ebmlab.samplers import Langevin, run
 
 HIDDEN = (128, 128, 128)
@@ -219,10 +219,34 @@ def mlp_grad_flops(d: int, hidden: tuple[int, ...], n: int) -> float:
     return 2.0 * 2.0 * macs * n  # forward + input-gradient backward, 2 FLOPs per MAC
 
 
+def grad_loop(f, x, n):
+    """The energy-gradient evaluation alone (ebmlab's ``energy_and_grad``), n times."""
+    for _ in range(n):
+        energy_and_grad(f, x)
+    return x
+
+
+def cpu_seconds_per_step(d: int, hidden: tuple[int, ...], n: int, steps: int) -> float:
+    """ebmlab's eager Langevin step on this host's CPU with all its cores (for the speed-up)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        f = energy_for(d, "cpu", hidden)
+        x = torch.randn(n, d)
+        go = ebmlab_loop(Langevin(EPS))
+        go(f, x, 1)
+        t = time.perf_counter()
+        go(f, x, steps)
+        return (time.perf_counter() - t) / steps
+    finally:
+        torch.set_num_threads(threads)
+
+
 def gpu_rows(quick: bool) -> list[dict]:
     if not torch.cuda.is_available():
         return []
     torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
     name = torch.cuda.get_device_name()
     peak = next((v for k, v in PEAKS.items() if k in name), None)
     rows = []
@@ -237,23 +261,33 @@ def gpu_rows(quick: bool) -> list[dict]:
             "plain": plain_loop,
             "ebmlab": ebmlab_loop(Langevin(EPS)),
             "ebmlab_compiled": ebmlab_loop(Langevin(EPS, compile=True)),
+            "grad_eval": grad_loop,
         }
         t = interleaved(fns, f, x, 20, 3 if quick else 5, device="cuda")
         flops = mlp_grad_flops(d, hidden, n)
-        best = min(t.values())
+        step = min(t["plain"], t["ebmlab"], t["ebmlab_compiled"])
+        cpu = cpu_seconds_per_step(d, hidden, n, 1 if quick else 2)
         row = {
             "device": name,
             "dim": d,
             "hidden": hidden,
             "chains": n,
             **{f"{k}_ms": 1e3 * v for k, v in t.items()},
-            "tflops": flops / best / 1e12,
+            "cpu_ebmlab_ms": 1e3 * cpu,
+            "cpu_threads": os.cpu_count(),
+            "speedup_vs_cpu": cpu / t["ebmlab"],
+            "chain_steps_per_s": n / t["ebmlab"],
+            "tflops_grad_eval": flops / t["grad_eval"] / 1e12,
+            "tflops_full_step": flops / step / 1e12,
         }
         if peak:
-            row["fraction_fp32_peak"] = row["tflops"] / peak[0]
-            row["fraction_tf32_peak"] = row["tflops"] / peak[1]
+            row["fraction_fp32_peak"] = row["tflops_grad_eval"] / peak[0]
+            row["fraction_tf32_peak"] = row["tflops_grad_eval"] / peak[1]
+            row["fraction_tf32_peak_full_step"] = row["tflops_full_step"] / peak[1]
         rows.append(row)
         print(row, flush=True)
+        del f, x
+        torch.cuda.empty_cache()
     return rows
 
 

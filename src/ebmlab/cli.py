@@ -1,4 +1,5 @@
-"""Command line: ``ebmlab train | resume | sample | evaluate | score | logz``.
+"""Command line: ``ebmlab COMMAND``, COMMAND one of train, resume, sample, evaluate,
+score, detect, denoise, logz, ising.
 
 Thin: parse arguments, call library functions, write results. User errors
 print one line on stderr and exit with status 2, without a traceback.
@@ -18,6 +19,9 @@ from typing import Any
 from .errors import ConfigError, EbmlabError
 
 EXIT_USER_ERROR = 2
+#: ``ebmlab train --objective`` choices: the keys of ``ebmlab.objectives.OBJECTIVES``
+#: (listed here so that building the parser does not import torch).
+OBJECTIVE_NAMES = ("cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="YAML config; omitted: eight Gaussians by PCD")
     p.add_argument("--data", help=".npy/.npz/.csv of rows; overrides the config's data")
     p.add_argument("--steps", type=int, help="parameter updates (overrides config)")
+    p.add_argument(
+        "--objective",
+        choices=OBJECTIVE_NAMES,
+        help="training objective (overrides config): contrastive divergence (cd, pcd, "
+        "short-run), score matching (sm, dsm, ssm) or noise-contrastive estimation (nce)",
+    )
     p.add_argument("--out", help="run directory (default runs/NAME)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     _nproc(p)
@@ -123,6 +133,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory")
     p.add_argument("file", help=".npy/.npz/.csv of rows")
     p.add_argument("-o", "--out", help="output .csv (default: stdout), one energy per line")
+    _common(p)
+
+    p = sub.add_parser(
+        "detect", help="anomaly scores (energy; higher = more anomalous) and +1/-1 labels"
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("file", help=".npy/.npz/.csv of rows")
+    p.add_argument("-o", "--out", help="output .csv (default: stdout): energy,label per row")
+    p.add_argument(
+        "--contamination",
+        type=float,
+        default=0.05,
+        help="fraction of training rows above the energy threshold (default 0.05)",
+    )
+    _common(p)
+
+    p = sub.add_parser("denoise", help="restore noisy or partly missing rows with a trained run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("file", help=".npy/.npz/.csv of corrupted rows (NaN in .npy = missing)")
+    p.add_argument("-o", "--out", required=True, help="output .npy file")
+    p.add_argument(
+        "--noise",
+        choices=["gaussian", "mask"],
+        help="noise model (default: mask when --mask is given, else gaussian)",
+    )
+    p.add_argument("--noise-std", type=float, help="Gaussian noise standard deviation")
+    p.add_argument("--mask", help=".npy of the same shape, nonzero where an entry is observed")
+    p.add_argument(
+        "--method",
+        choices=["descent", "langevin"],
+        default="descent",
+        help="descent: MAP by gradient descent; langevin: posterior mean of Langevin chains",
+    )
+    p.add_argument("--steps", type=int, default=200, help="descent or Langevin steps")
+    p.add_argument("--step-size", type=float, help="step size (default: see the docs)")
+    p.add_argument("--chains", type=int, default=16, help="Langevin chains per row")
     _common(p)
 
     p = sub.add_parser("logz", help="log partition function of a trained run, with its error")
@@ -184,6 +230,8 @@ def _train(args: argparse.Namespace) -> int:
             cfg.name = Path(args.data).stem
     if args.steps is not None:
         cfg.train.steps = args.steps
+    if args.objective is not None:
+        cfg.objective.name = args.objective
     _override(cfg, args)
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
@@ -285,6 +333,56 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _denoise(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+
+    from .runs import denoise_run
+    from .train import atomic_write_bytes
+
+    noise = args.noise or ("mask" if args.mask else "gaussian")
+    x = denoise_run(
+        args.run,
+        args.file,
+        noise=noise,
+        noise_std=args.noise_std,
+        mask=args.mask,
+        method=args.method,
+        n_steps=args.steps,
+        step_size=args.step_size,
+        n_chains=args.chains,
+        seed=args.seed or 0,
+        device=args.device,
+    )
+    buf = io.BytesIO()
+    np.save(buf, x.numpy())
+    atomic_write_bytes(args.out, buf.getvalue())
+    print(f"{x.shape[0]} rows restored ({noise}, {args.method}) written to {args.out}")
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from .runs import detect_run
+    from .train import atomic_write_text
+
+    res = detect_run(args.run, args.file, contamination=args.contamination, device=args.device)
+    rows = zip(res.energy.tolist(), res.labels.tolist(), strict=True)
+    text = "energy,label\n" + "".join(f"{e:.9g},{lab}\n" for e, lab in rows)
+    n_out = int((res.labels == -1).sum())
+    summary = (
+        f"{n_out} of {res.labels.numel()} rows flagged (-1): energy > {res.threshold:.6g}, "
+        f"the {1 - res.contamination:.3g} quantile of the training energies"
+    )
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"{summary}; written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+        print(summary, file=sys.stderr)
+    return 0
+
+
 def _logz(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .runs import log_z_run
@@ -351,6 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sample": _sample,
         "evaluate": _evaluate,
         "score": _score,
+        "detect": _detect,
+        "denoise": _denoise,
         "logz": _logz,
         "ising": _ising,
     }

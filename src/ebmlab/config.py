@@ -87,14 +87,45 @@ class SamplerConfig(_Section):
 
 
 class ObjectiveConfig(_Section):
-    """The training objective (contrastive divergence and its forms)."""
+    """The training objective: contrastive divergence (``cd``, ``pcd``,
+    ``short-run``), score matching (``sm``, ``dsm``, ``ssm``) or noise-contrastive
+    estimation (``nce``). Keys that an objective does not use are ignored by it."""
 
-    name: Literal["cd", "pcd", "short-run"] = "pcd"
+    name: Literal["cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce"] = "pcd"
     n_steps: int = Field(10, ge=0)
     alpha: float = Field(0.0, ge=0.0)
     n_chains: int | None = Field(None, ge=1)
     reinit_prob: float = Field(0.0, ge=0.0, le=1.0)
     reservoir: bool = False
+    # Improved contrastive divergence (Du et al. 2021): weight of the KL term (0: off).
+    kl_weight: float = Field(0.0, ge=0.0)
+    # sm: exact Hessian trace up to exact_max_dim dimensions, else Hutchinson's estimate.
+    hessian: Literal["auto", "exact", "hutchinson"] = "auto"
+    n_probes: int = Field(1, ge=1)
+    # dsm: one noise level, or several (noise_levels overrides noise_std).
+    noise_std: float = Field(0.1, gt=0.0)
+    noise_levels: list[float] | None = None
+    # ssm: projections per point, variance-reduced form, direction distribution.
+    n_projections: int = Field(1, ge=1)
+    variance_reduction: bool = True
+    projection: Literal["gaussian", "rademacher"] = "gaussian"
+    # nce: noise samples per data point; the noise is a Gaussian ("gaussian") or a
+    # Gaussian mixture of noise_components components ("mixture") fitted to the training
+    # data, widened by noise_scale.
+    noise_ratio: float = Field(1.0, gt=0.0)
+    noise: Literal["gaussian", "mixture"] = "gaussian"
+    noise_components: int = Field(8, ge=1)
+    noise_scale: float = Field(1.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _positive_levels(self) -> ObjectiveConfig:
+        if self.noise_levels is not None and (
+            not self.noise_levels or min(self.noise_levels) <= 0
+        ):
+            raise ValueError(
+                f"noise_levels must be a non-empty list of numbers > 0, got {self.noise_levels}"
+            )
+        return self
 
 
 class TrainConfig(_Section):

@@ -10,8 +10,11 @@ command that reads a run rebuilds the model from ``config.yaml`` and
 from __future__ import annotations
 
 __all__ = [
+    "DetectResult",
     "Run",
     "build_energy",
+    "denoise_run",
+    "detect_run",
     "evaluate_run",
     "load_data",
     "load_run",
@@ -38,9 +41,18 @@ from . import __version__
 from .config import RunConfig, load_config
 from .data import Toy, load_tensor, make_toy
 from .energies import MLPEnergy
+from .energies.base import energy_and_grad
 from .errors import ConfigError, DataError, RunDirError
 from .evaluation import default_bounds, heldout_nll, mmd
-from .objectives import ContrastiveDivergence
+from .objectives import (
+    ContrastiveDivergence,
+    DenoisingScoreMatching,
+    NoiseContrastiveEstimation,
+    ScoreMatching,
+    SlicedScoreMatching,
+    fit_gaussian_noise,
+    fit_mixture_noise,
+)
 from .partition import Estimate, log_likelihood
 from .partition import log_z as partition_log_z
 from .samplers import build_sampler, run
@@ -154,16 +166,43 @@ def _objective(
     bounds: list[tuple[float, float]],
     event_shape: tuple[int, ...],
     device: torch.device,
-) -> ContrastiveDivergence:
-    sampler = build_sampler(cfg.sampler.method, **cfg.sampler.hyperparameters())
+    data: Tensor | None = None,
+) -> Any:
+    """The objective named by ``cfg.objective.name`` (NCE fits its noise to ``data``)."""
     o = cfg.objective
-    return ContrastiveDivergence(
-        sampler,
-        o.n_steps,
-        mode=o.name,
-        alpha=o.alpha,
-        init_fn=_init_fn(bounds, event_shape, _dtype(cfg), device),
-    )
+    if o.name == "sm":
+        return ScoreMatching(o.hessian, n_probes=o.n_probes)
+    if o.name == "dsm":
+        return DenoisingScoreMatching(o.noise_std, noise_levels=o.noise_levels)
+    if o.name == "ssm":
+        return SlicedScoreMatching(
+            o.n_projections, variance_reduction=o.variance_reduction, projection=o.projection
+        )
+    if o.name == "nce":
+        if data is None:
+            raise ConfigError("objective 'nce' fits its noise to the training data: none given")
+        flat = data.to(device).reshape(data.shape[0], -1)
+        if o.noise == "mixture":
+            noise: Any = fit_mixture_noise(
+                flat, o.noise_components, o.noise_scale, random_state=cfg.seed
+            )
+        else:
+            noise = fit_gaussian_noise(flat, o.noise_scale)
+        return NoiseContrastiveEstimation(noise, o.noise_ratio).to(
+            device=device, dtype=_dtype(cfg)
+        )
+    sampler = build_sampler(cfg.sampler.method, **cfg.sampler.hyperparameters())
+    try:
+        return ContrastiveDivergence(
+            sampler,
+            o.n_steps,
+            mode=o.name,
+            alpha=o.alpha,
+            init_fn=_init_fn(bounds, event_shape, _dtype(cfg), device),
+            kl_weight=o.kl_weight,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"objective {o.name!r}: {exc}") from None
 
 
 def _set_threads(cfg: RunConfig, dim: int) -> None:
@@ -217,7 +256,7 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
     cfg = run_.config
     event_shape = tuple(run_.train.shape[1:])
     _set_threads(cfg, run_.energy.dim)
-    objective = _objective(cfg, run_.bounds, event_shape, dev)
+    objective = _objective(cfg, run_.bounds, event_shape, dev, data=run_.train)
     # With several processes each rank holds its share of the chains and batch.
     world = world_size()
     chains = max(1, (cfg.objective.n_chains or cfg.train.batch_size) // world)
@@ -580,3 +619,248 @@ def evaluate_run(
             plot_curves(out_p / METRICS_NAME, out_p / "curves.png")
     atomic_write_json(out_p / "report.json", report)
     return report
+
+
+@dataclass
+class DetectResult:
+    """What :func:`detect_run` returns.
+
+    Attributes:
+        energy: Energy of each row, shape ``(N,)`` (higher = more anomalous).
+        labels: ``+1`` inlier / ``-1`` anomaly per row, shape ``(N,)``.
+        threshold: Energy above which a row is an anomaly: the
+            ``1 - contamination`` quantile of the training rows' energies.
+        contamination: The fraction of training rows above ``threshold``.
+    """
+
+    energy: Tensor
+    labels: Tensor
+    threshold: float
+    contamination: float
+
+
+def detect_run(
+    out: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    contamination: float = 0.05,
+    device: str | None = None,
+) -> DetectResult:
+    """Flag anomalous rows of a data file with a trained run's energy.
+
+    Every row's energy is compared with a threshold taken from the run's own
+    training data (rebuilt from ``config.yaml``): the ``1 - contamination``
+    quantile of the training energies, so that a fraction ``contamination``
+    of the training rows would be flagged. Higher energy = more anomalous.
+
+    Arguments:
+        out: Run directory.
+        path: ``.npy``/``.npz``/``.csv`` file of rows.
+        contamination: Expected fraction of anomalies, in ``(0, 0.5]``.
+        device: Torch device (default: the run's).
+
+    Returns:
+        A :class:`DetectResult`.
+
+    Raises:
+        ConfigError: If ``contamination`` is outside ``(0, 0.5]``.
+    """
+    if not (isinstance(contamination, int | float) and 0 < contamination <= 0.5):
+        raise ConfigError(f"contamination must be in (0, 0.5], got {contamination!r}")
+    run_ = load_run(out, device=device)
+    energy = score_run(out, path, device=device)
+    dev = next(run_.energy.parameters()).device
+    with torch.no_grad():
+        train_e = torch.cat(
+            [
+                run_.energy(c.to(dev)).cpu()
+                for c in run_.train.reshape((-1, *run_.energy.event_shape)).split(65536)
+            ]
+        )
+    threshold = float(torch.quantile(train_e.double(), 1.0 - float(contamination)))
+    labels = torch.where(energy > threshold, -1, 1)
+    return DetectResult(energy, labels, threshold, float(contamination))
+
+
+#: ``ebmlab denoise`` noise models and restoration methods.
+DENOISE_NOISES = ("gaussian", "mask")
+DENOISE_METHODS = ("descent", "langevin")
+
+
+def _load_rows_with_nan(path: str | os.PathLike[str], dim: int) -> Any:
+    """Rows ``(N, dim)`` of a file as float64 NumPy, NaN allowed in ``.npy`` files."""
+    import numpy as np
+
+    from .data.loaders import load_array
+
+    p = Path(path)
+    if p.suffix.lower() != ".npy":
+        return load_array(p, dim=dim, dtype=np.float64)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{p}: not a readable .npy array ({exc})") from None
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] != dim:
+        raise DataError(f"{p}: expected rows of shape (N, {dim}), got {arr.shape}")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.float64)
+    if not np.issubdtype(arr.dtype, np.number) or np.isinf(arr).any():
+        raise DataError(f"{p}: expected finite numbers (NaN = missing), got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def denoise_run(
+    out: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    noise: str = "gaussian",
+    noise_std: float | None = None,
+    mask: str | os.PathLike[str] | None = None,
+    method: str = "descent",
+    n_steps: int = 200,
+    step_size: float | None = None,
+    n_chains: int = 16,
+    seed: int = 0,
+    device: str | None = None,
+) -> Tensor:
+    """Restore corrupted rows of a data file with a trained run's energy (``ebmlab denoise``).
+
+    Noise models:
+
+    * ``"gaussian"``: ``y = x + noise_std * eps``; the restoration works on the
+      posterior energy ``U(x) = E(x) + |x - y|^2 / (2 noise_std^2)``.
+    * ``"mask"``: entries are missing where the ``mask`` file (same shape,
+      nonzero/True = observed) says so, or where the data holds NaN (``.npy``);
+      ``U = E`` over the missing entries, the observed ones are kept exactly.
+      NaN entries are treated as missing under ``"gaussian"`` too. Missing
+      entries start at the mean of the run's training data.
+
+    Methods: ``"descent"`` (``n_steps`` gradient steps on ``U`` with a
+    per-row backtracking step: a MAP estimate) or ``"langevin"`` (``n_chains``
+    Metropolis-adjusted Langevin chains per row on ``U``, the step adapted
+    over the first half of the steps, the states averaged over the second
+    half: a posterior mean). The first step is ``noise_std^2 / 4`` (Gaussian)
+    or the run's sampler step size (mask).
+
+    Arguments:
+        out: Run directory.
+        path: ``.npy``/``.npz``/``.csv`` of corrupted rows ``(N, D)``.
+        noise: ``"gaussian"`` or ``"mask"``.
+        noise_std: Gaussian noise level (required for ``"gaussian"``).
+        mask: ``.npy`` file of the observed-entry mask ``(N, D)``.
+        method: ``"descent"`` or ``"langevin"``.
+        n_steps: Gradient or Langevin steps.
+        step_size: Step size (default above).
+        n_chains: Langevin chains per row.
+        seed: Seed of the Langevin noise.
+        device: Torch device (default: the run's).
+
+    Returns:
+        Restored rows, shape ``(N, D)``, float64 on the CPU.
+
+    Raises:
+        ConfigError: For an unknown noise/method or a missing/invalid parameter.
+        DataError: For a malformed data or mask file.
+    """
+    import numpy as np
+
+    if noise not in DENOISE_NOISES:
+        raise ConfigError(f"noise must be one of {list(DENOISE_NOISES)}, got {noise!r}")
+    if method not in DENOISE_METHODS:
+        raise ConfigError(f"method must be one of {list(DENOISE_METHODS)}, got {method!r}")
+    if noise == "gaussian" and not (noise_std is not None and noise_std > 0):
+        raise ConfigError(f"noise 'gaussian' needs --noise-std > 0, got {noise_std!r}")
+    if noise == "mask" and noise_std is not None:
+        raise ConfigError("--noise-std applies to noise 'gaussian' only, not to 'mask'")
+    for name, value, low in (("n_steps", n_steps, 1), ("n_chains", n_chains, 1)):
+        if int(value) < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if step_size is not None and not step_size > 0:
+        raise ConfigError(f"step size must be > 0, got {step_size}")
+    run_ = load_run(out, device=device)
+    energy = run_.energy
+    for p in energy.parameters():
+        p.requires_grad_(False)
+    dim = energy.dim
+    y_np = _load_rows_with_nan(path, dim)
+    observed = ~np.isnan(y_np)
+    if mask is not None:
+        m = _load_rows_with_nan(mask, dim)
+        if m.shape != y_np.shape:
+            raise DataError(f"{mask}: mask shape {m.shape} differs from the data's {y_np.shape}")
+        observed &= m != 0
+    elif noise == "mask" and observed.all():
+        raise ConfigError("noise 'mask' needs --mask FILE or NaN entries in the data")
+    dev = next(energy.parameters()).device
+    dtype = next(energy.parameters()).dtype
+    mean = run_.train.reshape(run_.train.shape[0], -1).mean(0).to(dtype)  # missing: start here
+    y = torch.as_tensor(np.nan_to_num(y_np), dtype=dtype)
+    obs = torch.as_tensor(observed)
+    y = torch.where(obs, y, mean.expand_as(y)).to(dev)
+    obs = obs.to(dev)
+    if noise == "gaussian":
+        assert noise_std is not None
+        s2 = float(noise_std) ** 2
+        free = torch.ones_like(obs)
+        step = s2 / 4.0 if step_size is None else float(step_size)
+    else:
+        s2 = math.inf
+        free = ~obs
+        step = run_.config.sampler.step_size if step_size is None else float(step_size)
+    missing = ~obs
+    event = energy.event_shape
+    g = torch.Generator(device=dev).manual_seed(int(seed))
+    k = int(n_chains) if method == "langevin" else 1
+    y_k = y.repeat_interleave(k, 0)
+    free_k = free.repeat_interleave(k, 0).to(dtype)
+    anchor = obs.repeat_interleave(k, 0).to(dtype)  # data term only on observed entries
+
+    def potential(z: Tensor) -> tuple[Tensor, Tensor]:
+        """``U`` per row and its gradient on the free entries."""
+        e, grad = energy_and_grad(energy, z.reshape((-1, *event)))
+        grad = grad.reshape(z.shape)
+        if noise == "gaussian":
+            diff = anchor * (z - y_k)
+            e = e + 0.5 * diff.pow(2).sum(1) / s2
+            grad = grad + diff / s2
+        return e, grad * free_k
+
+    x = y_k.clone()
+    u, grad = potential(x)
+    eps = torch.full((x.shape[0], 1), step, dtype=dtype, device=dev)
+    total = torch.zeros_like(x)
+    count = 0
+    steps = int(n_steps)
+    for t in range(steps):
+        if method == "descent":  # per-row backtracking: grow after a success, halve otherwise
+            x_new = x - eps * grad
+        else:  # Metropolis-adjusted Langevin on U, step adapted during the first half
+            z = torch.randn(x.shape, generator=g, device=dev, dtype=dtype) * free_k
+            x_new = x - eps * grad + torch.sqrt(2.0 * eps) * z
+        u_new, grad_new = potential(x_new)
+        if method == "descent":
+            ok = u_new <= u
+        else:
+            fwd = (x_new - x + eps * grad).pow(2).sum(1)
+            bwd = (x - x_new + eps * grad_new).pow(2).sum(1)
+            log_alpha = u - u_new + (fwd - bwd) / (4.0 * eps[:, 0])
+            draw = torch.rand(u.shape, generator=g, device=dev, dtype=dtype)
+            ok = draw.log() < log_alpha
+        x = torch.where(ok[:, None], x_new, x)
+        u = torch.where(ok, u_new, u)
+        grad = torch.where(ok[:, None], grad_new, grad)
+        if method == "descent" or t < steps // 2:
+            eps = eps * torch.where(ok, 1.1, 0.5)[:, None]
+        elif method == "langevin":
+            total = total + x
+            count += 1
+    if method == "langevin":
+        x = (total / max(count, 1)).reshape(-1, k, dim).mean(1)
+    result = torch.where(free | missing, x, y).double().cpu()
+    if noise == "mask":
+        result = torch.where(obs.cpu(), torch.as_tensor(y_np), result)
+    return result

@@ -140,7 +140,7 @@ class GaussianMixture(Energy):
                     f"covariances (isotropic variances) must have shape ({k},), "
                     f"got {tuple(cov.shape)}"
                 )
-            cov = cov[:, None, None] * torch.eye(d, dtype=means.dtype)
+            cov = cov[:, None, None] * torch.eye(d, dtype=means.dtype, device=means.device)
         if tuple(cov.shape) != (k, d, d):
             raise ValueError(f"covariances must have shape ({k}, {d}, {d}), got {cov.shape}")
         chol, info = torch.linalg.cholesky_ex(cov)

@@ -6,7 +6,18 @@ hyperparameters stored verbatim, fitted attributes ending in ``_``).
 
 from __future__ import annotations
 
+from .classifier import EnergyClassifier
+from .denoiser import EnergyDenoiser
+from .density import EnergyDensity
+from .outlier import EnergyOutlierDetector
 from .rbm import BernoulliRBM
 from .regressor import EnergyRegressor
 
-__all__ = ["BernoulliRBM", "EnergyRegressor"]
+__all__ = [
+    "BernoulliRBM",
+    "EnergyClassifier",
+    "EnergyDenoiser",
+    "EnergyDensity",
+    "EnergyOutlierDetector",
+    "EnergyRegressor",
+]

@@ -1,11 +1,18 @@
 """Training objectives for energies. Each returns ``(loss, diagnostics, state)``.
 
-Maximum likelihood with MCMC negatives (:class:`ContrastiveDivergence`) and the
-loss functionals of energy-based learning for conditional energies
-(:data:`LOSS_FUNCTIONALS`, LeCun et al. 2006).
+Three families (see ``docs/objectives.md``): maximum likelihood with MCMC
+negatives (:class:`ContrastiveDivergence`: ``cd``, ``pcd``, ``short-run``,
+optionally with the improved-CD KL term), score matching without a sampler
+(:class:`ScoreMatching`, :class:`DenoisingScoreMatching`,
+:class:`SlicedScoreMatching`: ``sm``, ``dsm``, ``ssm``) and noise-contrastive
+estimation with a learned log Z (:class:`NoiseContrastiveEstimation`:
+``nce``). :data:`OBJECTIVES` maps these names to classes; :func:`build_objective`
+builds one by name.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .cd import CD_MODES, CDDiagnostics, ContrastiveDivergence
 from .loss_functionals import (
@@ -15,14 +22,74 @@ from .loss_functionals import (
     LossFunctional,
     build_loss_functional,
 )
+from .nce import (
+    NCEDiagnostics,
+    NoiseContrastiveEstimation,
+    NoiseModel,
+    fit_gaussian_noise,
+    fit_mixture_noise,
+)
+from .score_matching import (
+    HESSIAN_METHODS,
+    DenoisingScoreMatching,
+    ScoreMatching,
+    ScoreMatchingDiagnostics,
+    SlicedScoreMatching,
+)
 
 __all__ = [
     "CD_MODES",
+    "HESSIAN_METHODS",
     "LOSS_FUNCTIONALS",
+    "OBJECTIVES",
     "CDDiagnostics",
     "ContrastiveDivergence",
+    "DenoisingScoreMatching",
     "EnergyTerms",
     "LossDiagnostics",
     "LossFunctional",
+    "NCEDiagnostics",
+    "NoiseContrastiveEstimation",
+    "NoiseModel",
+    "ScoreMatching",
+    "ScoreMatchingDiagnostics",
+    "SlicedScoreMatching",
     "build_loss_functional",
+    "build_objective",
+    "fit_gaussian_noise",
+    "fit_mixture_noise",
 ]
+
+#: Objectives by name, for configs and the command line (``ebmlab train --objective``).
+OBJECTIVES: dict[str, type] = {
+    "cd": ContrastiveDivergence,
+    "pcd": ContrastiveDivergence,
+    "short-run": ContrastiveDivergence,
+    "sm": ScoreMatching,
+    "dsm": DenoisingScoreMatching,
+    "ssm": SlicedScoreMatching,
+    "nce": NoiseContrastiveEstimation,
+}
+
+
+def build_objective(name: str, *args: Any, **hyperparameters: Any) -> Any:
+    """Construct an objective by name (see :data:`OBJECTIVES`).
+
+    For ``cd``, ``pcd`` and ``short-run`` the name is the
+    :class:`ContrastiveDivergence` mode (pass the sampler first).
+
+    Raises:
+        ValueError: For an unknown name or keyword, listing the valid ones.
+
+    Example:
+        >>> build_objective("dsm", noise_std=0.05)
+        DenoisingScoreMatching(noise_levels=[0.05])
+    """
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {name!r}")
+    if name in CD_MODES:
+        hyperparameters["mode"] = name
+    try:
+        return OBJECTIVES[name](*args, **hyperparameters)
+    except TypeError as exc:
+        raise ValueError(f"bad hyperparameters for objective {name!r}: {exc}") from None

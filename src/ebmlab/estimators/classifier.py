@@ -1,0 +1,533 @@
+"""A classifier that is also an energy-based model of its inputs (JEM).
+
+:class:`EnergyClassifier` trains one network ``f: x -> logits`` and reads it
+twice (Grathwohl et al. 2019): ``p(y | x) = softmax(f(x))[y]`` as any
+classifier, and ``-E(x) = logsumexp_y f(x)[y]`` as an unnormalized log-density
+of the inputs. Training adds to the cross-entropy the generative term
+``E(x_data) - E(x_model)``, with model samples drawn by stochastic gradient
+Langevin dynamics (SGLD) from a replay buffer. The same network then
+classifies, generates (``sample``, class-conditional with ``y``) and scores how
+typical an input is (``score_samples``: low for inputs unlike the training
+data, for out-of-distribution detection).
+
+Sign convention: low energy = high probability; ``score_samples`` returns
+``-E(x)`` (higher = more typical).
+"""
+
+from __future__ import annotations
+
+__all__ = ["EnergyClassifier", "expected_calibration_error"]
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+from torch import Tensor, nn
+
+from ..samplers import ReplayBuffer
+from ._common import check_int_params, resolve_device, torch_generator
+from ._common import validate_data as _validate_data
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "softplus": nn.Softplus,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+}
+_CALIBRATIONS = ("temperature", "none")
+
+
+def make_mlp(
+    sizes: Sequence[int], activation: str, generator: torch.Generator, dtype: torch.dtype
+) -> nn.Sequential:
+    """An MLP with PyTorch's default initialization drawn from ``generator``."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        lin = nn.Linear(a, b, dtype=dtype)
+        bound = 1.0 / math.sqrt(a)
+        with torch.no_grad():
+            w = torch.rand(lin.weight.shape, generator=generator, dtype=dtype)
+            lin.weight.copy_((2 * w - 1) * bound)
+            c = torch.rand(lin.bias.shape, generator=generator, dtype=dtype)
+            lin.bias.copy_((2 * c - 1) * bound)
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(_ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+def expected_calibration_error(proba: Any, y_true: Any, n_bins: int = 15) -> float:
+    """Expected calibration error of predicted probabilities (Guo et al. 2017).
+
+    The rows are binned by confidence ``max_k proba[i, k]`` into ``n_bins``
+    equal-width bins on ``(0, 1]``; ECE is the average over bins, weighted by
+    their share of rows, of ``|accuracy - mean confidence|``.
+
+    Arguments:
+        proba: Class probabilities, shape ``(n_samples, n_classes)``.
+        y_true: True class *indices* (columns of ``proba``), shape ``(n_samples,)``.
+        n_bins: Number of confidence bins.
+
+    Returns:
+        The ECE, in ``[0, 1]``.
+
+    Example:
+        >>> p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        >>> round(expected_calibration_error(p, [0, 1, 1], n_bins=10), 3)
+        0.3
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    y = np.asarray(y_true).reshape(-1)
+    if p.ndim != 2 or p.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"proba must be (n_samples, n_classes) matching y_true {y.shape}, got {p.shape}"
+        )
+    if int(n_bins) < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    conf = p.max(1)
+    correct = p.argmax(1) == y
+    edges = np.linspace(0.0, 1.0, int(n_bins) + 1)
+    total = 0.0
+    for lo, hi in itertools.pairwise(edges):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(total)
+
+
+class EnergyClassifier(ClassifierMixin, BaseEstimator):
+    """Joint energy-based classifier (JEM): softmax classifier and input density in one.
+
+    The network ``f`` (an MLP on standardized inputs) gives the logits; the
+    class probabilities are ``softmax(f(x) / T)`` and the energy of an input is
+    ``E(x) = -logsumexp_y f(x)[y]`` (so ``exp(-E(x)) / Z = p(x)``, with ``Z``
+    unknown). Each update minimizes
+
+    .. math:: \\mathrm{CE}(f(x), y) + w\\,\\big(\\overline{E(x_{data})} -
+              \\overline{E(x_{SGLD})}\\big) + \\alpha\\,\\big(\\overline{E(x_{data})^2}
+              + \\overline{E(x_{SGLD})^2}\\big)
+
+    where the negatives come from ``sgld_steps`` SGLD steps
+    ``x <- x - sgld_step_size * grad E(x) + sgld_noise * eps`` started from a
+    replay buffer (each start fresh from uniform noise over the box of the
+    training data with probability ``reinit_prob``). With
+    ``generative_weight=0`` it is a plain MLP classifier.
+
+    Calibration: the default (``calibration="none"``) trains on every row
+    with ``T = 1``; on digits the generative term alone already gives a lower
+    expected calibration error than a plain MLP (``docs/benchmarks.md``). With
+    ``"temperature"`` a share ``validation_fraction`` of the rows (stratified)
+    is held out, the temperature ``T`` minimizing its negative log-likelihood
+    is fitted (Guo et al. 2017), and ``ece_`` reports the validation ECE
+    before (``ece_uncalibrated_``) and after; with few validation errors the
+    fitted ``T`` is noisy (on digits it did not help).
+
+    Arguments:
+        hidden: Hidden widths of the MLP.
+        activation: ``silu``, ``elu``, ``softplus``, ``tanh`` or ``gelu``
+            (smooth: SGLD follows the input gradient).
+        n_epochs: Passes over the training rows.
+        batch_size: Rows per update.
+        learning_rate: Adam's step size.
+        weight_decay: Adam's L2 penalty.
+        label_smoothing: Cross-entropy label smoothing in ``[0, 1)``.
+        generative_weight: Weight ``w`` of the generative term (0: none).
+        energy_reg: Weight ``alpha`` of the energy L2 regularizer.
+        sgld_steps: SGLD steps per update.
+        sgld_step_size: SGLD gradient step (standardized units).
+        sgld_noise: SGLD noise standard deviation.
+        buffer_size: Replay buffer capacity.
+        reinit_prob: Chance that a buffer draw restarts from noise.
+        calibration: ``"temperature"`` or ``"none"``.
+        validation_fraction: Rows held out for the temperature (``"temperature"``).
+        random_state: Seed (int), ``numpy.random.RandomState`` or ``None``:
+            fixes the weights, minibatches, chains and validation split.
+        device: Torch device for the network (``"cpu"``, ``"cuda"``).
+
+    Attributes:
+        classes_: Class labels, shape ``(n_classes,)``.
+        n_features_in_: Number of features seen in ``fit``.
+        network_: The fitted logits network (standardized inputs).
+        temperature_: Fitted softmax temperature (1 without calibration).
+        ece_: Validation ECE (15 bins) after temperature scaling, or ``nan``
+            without a validation split.
+        ece_uncalibrated_: Validation ECE at ``T = 1`` (``nan`` likewise).
+        x_mean_, x_scale_: Standardization of the inputs.
+        loss_curve_: Mean training loss of every epoch, shape ``(n_epochs,)``.
+
+    Example:
+        >>> from sklearn.datasets import load_iris
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = EnergyClassifier(hidden=(16,), n_epochs=5, sgld_steps=2, random_state=0)
+        >>> clf.fit(X, y).predict_proba(X[:4]).shape
+        (4, 3)
+        >>> clf.score_samples(X[:4]).shape, clf.sample(5, y=1).shape
+        ((4,), (5, 4))
+
+    References:
+        Grathwohl, W. et al. (2019). Your classifier is secretly an energy
+        based model and you should treat it like one. ICLR 2020.
+        https://arxiv.org/abs/1912.03263
+        Guo, C. et al. (2017). On calibration of modern neural networks. ICML.
+        https://arxiv.org/abs/1706.04599
+    """
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (256, 256),
+        *,
+        activation: str = "silu",
+        n_epochs: int = 60,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        label_smoothing: float = 0.0,
+        generative_weight: float = 0.3,
+        energy_reg: float = 0.1,
+        sgld_steps: int = 20,
+        sgld_step_size: float = 1.0,
+        sgld_noise: float = 0.01,
+        buffer_size: int = 2000,
+        reinit_prob: float = 0.05,
+        calibration: str = "none",
+        validation_fraction: float = 0.1,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.hidden = hidden
+        self.activation = activation
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.generative_weight = generative_weight
+        self.energy_reg = energy_reg
+        self.sgld_steps = sgld_steps
+        self.sgld_step_size = sgld_step_size
+        self.sgld_noise = sgld_noise
+        self.buffer_size = buffer_size
+        self.reinit_prob = reinit_prob
+        self.calibration = calibration
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.device = device
+
+    # -- validation ---------------------------------------------------------------
+
+    def _check_params(self) -> None:
+        check_int_params(self, (("n_epochs", 0), ("batch_size", 1), ("sgld_steps", 0)))
+        if isinstance(self.buffer_size, bool) or not isinstance(
+            self.buffer_size, int | np.integer
+        ):
+            raise ValueError(f"buffer_size must be an integer >= 1, got {self.buffer_size!r}")
+        if self.buffer_size < 1:
+            raise ValueError(f"buffer_size must be an integer >= 1, got {self.buffer_size!r}")
+        if any(int(h) < 1 for h in self.hidden):
+            raise ValueError(f"hidden widths must be >= 1, got {list(self.hidden)}")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
+            )
+        for name in ("learning_rate", "sgld_step_size"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "generative_weight", "energy_reg", "sgld_noise"):
+            if not float(getattr(self, name)) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0.0 <= float(self.label_smoothing) < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not 0.0 <= float(self.reinit_prob) <= 1.0:
+            raise ValueError(f"reinit_prob must be in [0, 1], got {self.reinit_prob!r}")
+        if self.calibration not in _CALIBRATIONS:
+            raise ValueError(
+                f"calibration must be one of {list(_CALIBRATIONS)}, got {self.calibration!r}"
+            )
+        if not 0.0 < float(self.validation_fraction) < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
+
+    def _x(self, X: np.ndarray, dtype: torch.dtype = torch.float64) -> Tensor:
+        z = (X - self.x_mean_) / self.x_scale_
+        return torch.as_tensor(z, dtype=dtype, device=self._device)
+
+    def _split(
+        self, y_idx: np.ndarray, rng: np.random.RandomState
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stratified train/validation row indices (validation empty when too small)."""
+        n = y_idx.shape[0]
+        if self.calibration == "none":
+            return np.arange(n), np.arange(0)
+        val: list[np.ndarray] = []
+        for k in range(len(self.classes_)):
+            rows = np.flatnonzero(y_idx == k)
+            m = round(float(self.validation_fraction) * rows.shape[0])
+            if m >= rows.shape[0]:
+                m = rows.shape[0] - 1
+            val.append(rng.permutation(rows)[:m])
+        val_idx = np.sort(np.concatenate(val)).astype(np.int64)
+        if val_idx.shape[0] < 2 * len(self.classes_):  # too few to fit a temperature
+            return np.arange(n), np.arange(0)
+        return np.setdiff1d(np.arange(n), val_idx), val_idx
+
+    # -- fitting ------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any) -> EnergyClassifier:
+        """Train the joint model on ``(X, y)``.
+
+        Arguments:
+            X: Inputs, array-like ``(n_samples, n_features)``.
+            y: Labels, array-like ``(n_samples,)`` of any hashable type.
+
+        Returns:
+            ``self``.
+        """
+        self._check_params()
+        X, y = _validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y must hold at least 2 classes to train a classifier, got 1 class "
+                f"({self.classes_[0]!r})"
+            )
+        self._device = resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        g = torch_generator(rng)
+        self._sample_seed = int(rng.randint(np.iinfo(np.int32).max))
+        train_idx, val_idx = self._split(y_idx, rng)
+
+        self.x_mean_ = X[train_idx].mean(0)
+        scale = X[train_idx].std(0)
+        self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
+        xt = self._x(X, torch.float32)
+        yt = torch.as_tensor(y_idx, dtype=torch.long, device=self._device)
+        x_tr, y_tr = xt[train_idx], yt[train_idx]
+        self.box_ = (x_tr.min(0).values, x_tr.max(0).values)
+
+        sizes = [X.shape[1], *(int(h) for h in self.hidden), len(self.classes_)]
+        self.network_ = make_mlp(sizes, self.activation, g, torch.float32).to(self._device)
+        self.loss_curve_ = self._train(x_tr, y_tr, g)
+        # Inference in float64: a row's output then does not depend (beyond ~1e-15)
+        # on the other rows of its batch.
+        self.network_ = self.network_.double().eval()
+        self.box_ = (self.box_[0].double(), self.box_[1].double())
+        xt = xt.double()
+
+        self.temperature_ = 1.0
+        self.ece_ = math.nan
+        self.ece_uncalibrated_ = math.nan
+        if val_idx.shape[0]:
+            with torch.no_grad():
+                logits = self.network_(xt[val_idx]).cpu()
+            self.temperature_ = _fit_temperature(logits, yt[val_idx].cpu())
+            y_val = y_idx[val_idx]
+            p1 = torch.softmax(logits, 1).numpy()
+            pt = torch.softmax(logits / self.temperature_, 1).numpy()
+            self.ece_uncalibrated_ = expected_calibration_error(p1, y_val)
+            self.ece_ = expected_calibration_error(pt, y_val)
+        return self
+
+    def _uniform(self, n: int, generator: torch.Generator | None) -> Tensor:
+        lo, hi = self.box_
+        u = torch.rand((n, lo.shape[0]), generator=generator, dtype=lo.dtype)
+        return lo + u.to(lo.device) * (hi - lo)
+
+    def _sgld(self, x: Tensor, y: Tensor | None, n_steps: int, g: torch.Generator) -> Tensor:
+        """``n_steps`` SGLD steps on ``E(x)`` (or on ``-f(x)[y]`` when ``y`` is given)."""
+        step = float(self.sgld_step_size)
+        noise = float(self.sgld_noise)
+        net = self.network_
+        for p in net.parameters():
+            p.requires_grad_(False)
+        try:
+            for _ in range(n_steps):
+                x = x.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    logits = net(x)
+                    if y is None:
+                        score = torch.logsumexp(logits, 1)
+                    else:
+                        score = logits.gather(1, y[:, None])[:, 0]
+                    (grad,) = torch.autograd.grad(score.sum(), x)
+                eps = torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
+                x = x.detach() + step * grad + noise * eps
+        finally:
+            for p in net.parameters():
+                p.requires_grad_(True)
+        return x.detach()
+
+    def _train(self, x: Tensor, y: Tensor, g: torch.Generator) -> np.ndarray:
+        net = self.network_
+        opt = torch.optim.Adam(
+            net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay)
+        )
+        w = float(self.generative_weight)
+        alpha = float(self.energy_reg)
+        use_gen = w > 0 or alpha > 0
+        buffer = (
+            ReplayBuffer(
+                int(self.buffer_size),
+                self._uniform,
+                reinit_prob=float(self.reinit_prob),
+                generator=g,
+            )
+            if use_gen
+            else None
+        )
+        ce = nn.CrossEntropyLoss(label_smoothing=float(self.label_smoothing))
+        n = x.shape[0]
+        bs = min(int(self.batch_size), n)
+        curve = np.zeros(int(self.n_epochs))
+        for epoch in range(int(self.n_epochs)):
+            perm = torch.randperm(n, generator=g).to(x.device)
+            total, count = 0.0, 0
+            for start in range(0, n, bs):
+                idx = perm[start : start + bs]
+                xb, yb = x[idx], y[idx]
+                loss: Tensor
+                if buffer is not None:
+                    x0, slots = buffer.sample(idx.shape[0], generator=g)
+                    x_neg = self._sgld(x0.to(x.device), None, int(self.sgld_steps), g)
+                    buffer.push(x_neg.to(x0.device), slots)
+                    logits_all = net(torch.cat([xb, x_neg]))
+                    logits, logits_neg = logits_all[: xb.shape[0]], logits_all[xb.shape[0] :]
+                    e_pos = -torch.logsumexp(logits, 1)
+                    e_neg = -torch.logsumexp(logits_neg, 1)
+                    loss = ce(logits, yb) + w * (e_pos.mean() - e_neg.mean())
+                    loss = loss + alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+                else:
+                    logits = net(xb)
+                    loss = ce(logits, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * idx.shape[0]
+                count += idx.shape[0]
+            curve[epoch] = total / max(count, 1)
+            if not math.isfinite(curve[epoch]):
+                raise FloatingPointError(
+                    f"EnergyClassifier diverged at epoch {epoch + 1} (loss {curve[epoch]}); "
+                    "lower learning_rate or sgld_step_size, or raise energy_reg"
+                )
+        return curve
+
+    # -- prediction ---------------------------------------------------------------
+
+    def _logits(self, X: Any) -> Tensor:
+        check_is_fitted(self)
+        X = _validate_data(self, X, reset=False, dtype=np.float64)
+        with torch.no_grad():
+            return self.network_(self._x(X)).cpu()
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Temperature-scaled logits, shape ``(n_samples, n_classes)``
+        (``(n_samples,)``, the log-odds of ``classes_[1]``, for two classes)."""
+        z = self._logits(X) / self.temperature_
+        if len(self.classes_) == 2:
+            return (z[:, 1] - z[:, 0]).numpy()  # type: ignore[no-any-return]
+        return z.numpy()  # type: ignore[no-any-return]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``softmax(f(x) / T)``, shape ``(n_samples, n_classes)``."""
+        return torch.softmax(self._logits(X) / self.temperature_, 1).numpy()  # type: ignore[no-any-return]
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log class probabilities, shape ``(n_samples, n_classes)``."""
+        return torch.log_softmax(self._logits(X) / self.temperature_, 1).numpy()  # type: ignore[no-any-return]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class of each row, shape ``(n_samples,)``."""
+        logits = self._logits(X)
+        return self.classes_[logits.argmax(1).numpy()]  # type: ignore[no-any-return]
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """``-E(x) = logsumexp_y f(x)[y]``: unnormalized log-density of the inputs.
+
+        Higher means more like the training data (``log p(x) + log Z`` in the
+        standardized coordinates, with ``Z`` unknown); use it to flag
+        out-of-distribution inputs. Independent of the temperature.
+
+        Returns:
+            Scores, shape ``(n_samples,)``.
+        """
+        return torch.logsumexp(self._logits(X), 1).numpy()  # type: ignore[no-any-return]
+
+    def calibration_error(self, X: Any, y: Any, n_bins: int = 15) -> float:
+        """Expected calibration error of :meth:`predict_proba` on ``(X, y)``.
+
+        Rows whose label was not seen in ``fit`` count as misclassified.
+        """
+        proba = self.predict_proba(X)
+        y_arr = np.asarray(y).reshape(-1)
+        pos = np.searchsorted(self.classes_, y_arr).clip(0, len(self.classes_) - 1)
+        idx = np.where(self.classes_[pos] == y_arr, pos, -1)
+        return expected_calibration_error(proba, idx, n_bins=n_bins)
+
+    def sample(self, n: int, y: Any = None, *, n_steps: int | None = None) -> np.ndarray:
+        """Draw inputs from the model by SGLD from uniform noise over the data box.
+
+        Arguments:
+            n: Number of samples.
+            y: ``None`` for ``p(x)`` (energy ``E``), one label, or ``n``
+                labels for class-conditional samples ``p(x | y)`` (energy
+                ``-f(x)[y]``).
+            n_steps: SGLD steps (default ``max(100, 5 * sgld_steps)``).
+
+        Returns:
+            Samples in the original units, shape ``(n, n_features)``.
+        """
+        check_is_fitted(self)
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        steps = max(100, 5 * int(self.sgld_steps)) if n_steps is None else int(n_steps)
+        labels: Tensor | None = None
+        if y is not None:
+            y_arr = np.asarray(y).reshape(-1)
+            if y_arr.shape[0] == 1:
+                y_arr = np.repeat(y_arr, n)
+            if y_arr.shape[0] != n or not np.all(np.isin(y_arr, self.classes_)):
+                raise ValueError(
+                    f"y must be one label or {n} labels from classes_ {list(self.classes_)}, "
+                    f"got {np.asarray(y)!r}"
+                )
+            labels = torch.as_tensor(np.searchsorted(self.classes_, y_arr), device=self._device)
+        g = torch.Generator().manual_seed(self._sample_seed)
+        x = self._sgld(self._uniform(n, g), labels, steps, g)
+        return x.double().cpu().numpy() * self.x_scale_ + self.x_mean_  # type: ignore[no-any-return]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+def _fit_temperature(logits: Tensor, y: Tensor) -> float:
+    """``T`` minimizing the NLL of ``softmax(logits / T)`` (golden section on ``log T``)."""
+
+    def nll(log_t: float) -> float:
+        return float(nn.functional.cross_entropy(logits / math.exp(log_t), y))
+
+    lo, hi = math.log(0.05), math.log(20.0)
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = nll(a), nll(b)
+    for _ in range(60):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = nll(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = nll(b)
+    return math.exp((lo + hi) / 2)
