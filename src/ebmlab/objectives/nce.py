@@ -240,6 +240,13 @@ class NoiseContrastiveEstimation(nn.Module):
         self.noise_ratio = float(noise_ratio)
         self.log_z = nn.Parameter(torch.tensor(0.0 if log_z_init is None else float(log_z_init)))
         self.register_buffer("is_initialized", torch.tensor(log_z_init is not None))
+        # Host copy of the flag, so that a training step does not read the buffer back from
+        # the device; reset whenever a state dict is loaded.
+        self._initialized: bool | None = log_z_init is not None
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._initialized = None
 
     def extra_repr(self) -> str:
         return f"noise={type(self.noise).__name__}, noise_ratio={self.noise_ratio}"
@@ -275,10 +282,13 @@ class NoiseContrastiveEstimation(nn.Module):
             dtype, device = _dtype_device(self.noise, both)
             log_q = self.noise.log_prob(both.to(device=device, dtype=dtype))
             log_q = log_q.to(device=e.device, dtype=e.dtype)
-            if not bool(self.is_initialized):
+            if self._initialized is None:
+                self._initialized = bool(self.is_initialized)
+            if not self._initialized:
                 w = -e[b:] - log_q[b:]
-                self.log_z.fill_(float(torch.logsumexp(w, 0) - math.log(n_noise)))
+                self.log_z.copy_(torch.logsumexp(w, 0) - math.log(n_noise))
                 self.is_initialized.fill_(True)
+                self._initialized = True
         log_z = self.log_z.to(e.dtype)
         g = -e - log_z - log_q - math.log(self.noise_ratio)
         loss = -(F.logsigmoid(g[:b]).mean() + self.noise_ratio * F.logsigmoid(-g[b:]).mean())

@@ -56,7 +56,9 @@ class ScoreMatchingDiagnostics(NamedTuple):
 
     Attributes:
         loss: The scalar loss that was returned.
-        energy_pos: Mean energy of the (clean) data batch.
+        energy_pos: Mean energy of the data batch (for denoising score matching,
+            of the noisy points the loss used: they are within ``sigma`` of the
+            data, and evaluating the clean batch would cost a forward pass).
         score_norm: Mean of ``|grad E|^2 / 2`` at the points the loss used
             (the noisy points for denoising score matching).
         divergence: Mean Hessian trace ``tr(Hess E)`` (exact or estimated);
@@ -90,11 +92,6 @@ def _projections(like: Tensor, kind: str, generator: torch.Generator | None) -> 
         v = torch.sign(v)
         v = torch.where(v == 0, torch.ones_like(v), v)
     return v
-
-
-def _clean_energy(energy: EnergyFn, x: Tensor) -> Tensor:
-    with torch.no_grad():
-        return energy(x.detach()).mean()
 
 
 class ScoreMatching:
@@ -369,14 +366,14 @@ class DenoisingScoreMatching:
             pick = torch.randint(len(levels), (b,), generator=generator, device=x_pos.device)
             sigma = levels[pick].reshape(shape)
         eps = torch.randn(x_pos.shape, generator=generator, **kw)
-        _, _, g = _energy_and_grad_graph(energy, x_pos.detach() + sigma * eps)
+        _, e, g = _energy_and_grad_graph(energy, x_pos.detach() + sigma * eps)
         with torch.enable_grad():
             residual = _flat(sigma * g - eps)
             loss = 0.5 * residual.pow(2).sum(1).mean()
         sg = _flat(sigma * g).detach()
         diag = ScoreMatchingDiagnostics(
             loss.detach(),
-            _clean_energy(energy, x_pos),
+            e.detach().mean(),
             (0.5 * _flat(g).detach().pow(2).sum(1)).mean(),
             (sg * _flat(eps)).sum(1).mean(),
         )
