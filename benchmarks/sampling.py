@@ -13,6 +13,7 @@ Implementations:
 - ``plain``: the reference, a hand-written loop (``x.requires_grad_``,
   ``torch.autograd.grad``, ``x - eps * g + sigma * randn_like(x)``);
 - ``ebmlab``: ``ebmlab.samplers.run(Langevin(eps, sigma), energy, x0, n_steps)``;
+- ``ebmlab-compiled``: the same with ``compile=True``, the fast path;
 - ``torchebm`` and ``ebmkit``: the Langevin samplers of those PyPI packages,
   driven through their public API (see ``_peers.py``).
 
@@ -253,7 +254,8 @@ def make_ebmlab(energy: Any, eps: float, sigma: float) -> Any:
 
 
 def make_ebmlab_compiled(energy: Any, eps: float, sigma: float) -> Any:
-    """``ebmlab`` with the ``torch.compile`` fast path (``Langevin(..., compile=True)``)."""
+    """``ebmlab`` with the fast path (``Langevin(..., compile=True)``): the blocked
+    MLP kernel on the CPU for ``MLPEnergy``, ``torch.compile`` otherwise."""
     from ebmlab.samplers import Langevin, run
 
     sampler = Langevin(eps, sigma, compile=True)
@@ -271,9 +273,10 @@ HOW_OURS = {
     "ebmlab": "`ebmlab.samplers.run(Langevin(eps, sigma), f, x0, n, generator=g).state.x`; "
     "`run` starts with `Langevin.init`, one extra energy and gradient evaluation per run "
     "(1/n of a step per step)",
-    "ebmlab-compiled": "the same with `Langevin(eps, sigma, compile=True)`: energy forward, "
-    "input-gradient backward and the update fused by `torch.compile` (compiled once in the "
-    "warm-up, not timed)",
+    "ebmlab-compiled": "the same with `Langevin(eps, sigma, compile=True)`, the fast path: for "
+    "`MLPEnergy` on the CPU, the energy and its input gradient computed without autograd in "
+    "cache-sized row blocks (`MLPEnergy.fused_energy_and_grad`); for other energies, the step "
+    "fused by `torch.compile` (compiled once in the warm-up, not timed)",
 }
 
 

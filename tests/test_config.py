@@ -38,3 +38,13 @@ def test_bad_yaml(tmp_path):
     p.write_text("train: [1,\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_config(p)
+
+
+@pytest.mark.parametrize("method", ["langevin", "ula", "mala", "hmc"])
+def test_sampler_compile_reaches_the_sampler(method):
+    from ebmlab.samplers import build_sampler
+
+    cfg = parse_config({"sampler": {"method": method, "compile": True}})
+    sampler = build_sampler(cfg.sampler.method, **cfg.sampler.hyperparameters())
+    assert sampler.compile is True
+    assert build_sampler(method, **RunConfig().sampler.hyperparameters()).compile is False

@@ -71,6 +71,9 @@ class SamplerConfig(_Section):
     n_leapfrog: int = Field(5, ge=1)
     grad_clip: float | None = Field(None, gt=0.0)
     clamp: tuple[float, float] | None = None
+    # The fast path: blocked MLP gradients on the CPU, torch.compile (CUDA
+    # graphs on GPU) otherwise; same chains in distribution (docs/scaling.md).
+    compile: bool = False
 
     def hyperparameters(self) -> dict[str, Any]:
         """Keyword arguments for :func:`ebmlab.samplers.build_sampler`."""
@@ -80,10 +83,15 @@ class SamplerConfig(_Section):
                 "noise_scale": self.noise_scale,
                 "grad_clip": self.grad_clip,
                 "clamp": self.clamp,
+                "compile": self.compile,
             }
         if self.method == "hmc":
-            return {"step_size": self.step_size, "n_leapfrog": self.n_leapfrog}
-        return {"step_size": self.step_size}
+            return {
+                "step_size": self.step_size,
+                "n_leapfrog": self.n_leapfrog,
+                "compile": self.compile,
+            }
+        return {"step_size": self.step_size, "compile": self.compile}
 
 
 class ObjectiveConfig(_Section):

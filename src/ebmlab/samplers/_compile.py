@@ -1,6 +1,9 @@
-"""Optional ``torch.compile`` fast path for gradient-based samplers.
+"""The optional fast path (``compile=True``) of the gradient-based samplers.
 
-The compiled kernels fuse the energy's forward and backward passes (and, for
+On the CPU, an energy that offers ``fused_energy_and_grad(x) -> (e, g)``
+(:class:`~ebmlab.energies.MLPEnergy` does) is evaluated through it: a
+hand-derived backward pass in cache-sized row blocks, no compilation needed.
+Otherwise the compiled kernels fuse the energy's forward and backward passes (and, for
 Langevin, the update) into one graph; randomness stays outside, drawn from the
 caller's explicit generator, so results are the same chains in distribution
 (and equal up to floating-point reassociation). On CUDA the ``reduce-overhead``
@@ -55,16 +58,23 @@ class CompiledKernels:
         self.eager = eager
         self._energy: Callable[[], Any] | None = None
         self._kernel: Kernel | None = None
+        self._device_type = ""
         self.failed = False
 
     def __call__(self, energy: EnergyFn, *args: Tensor) -> Any:
         if self.failed:
             return self.eager(energy, *args)
         cached = self._energy() if self._energy is not None else None
-        if cached is not energy or self._kernel is None:
-            kernel = self.build(_value_and_grad_fn(energy))
-            mode = "reduce-overhead" if args[0].is_cuda else "default"
-            self._kernel = torch.compile(kernel, dynamic=False, mode=mode)
+        device_type = args[0].device.type
+        if cached is not energy or self._kernel is None or device_type != self._device_type:
+            fused = getattr(energy, "fused_energy_and_grad", None)
+            if device_type == "cpu" and callable(fused):
+                self._kernel = self.build(fused)
+            else:
+                kernel = self.build(_value_and_grad_fn(energy))
+                mode = "reduce-overhead" if device_type == "cuda" else "default"
+                self._kernel = torch.compile(kernel, dynamic=False, mode=mode)
+            self._device_type = device_type
             try:
                 self._energy = weakref.ref(energy)
             except TypeError:  # callables without weakref support: keep them alive
@@ -88,5 +98,6 @@ class CompiledKernels:
             "eager": self.eager,
             "_energy": None,
             "_kernel": None,
+            "_device_type": "",
             "failed": self.failed,
         }
