@@ -63,14 +63,15 @@ def ebmlab_loop(sampler):
     """Steady-state steps: the chains' first energy and gradient (``sampler.init``)
     are computed once, outside the timed rounds, as the plain loop's ``x`` is given.
     Every timed step then evaluates one energy gradient, in both loops."""
-    states: dict = {}
+    states: list = []  # (f, x, state); identity checks, so a reused id() cannot mismatch
 
     def go(f, x, n):
-        key = (id(f), id(x))
-        if key not in states:
-            states[key] = sampler.init(x, f)
+        found = [s for g, y, s in states if g is f and y is x]
+        if not found:
+            found = [sampler.init(x, f)]
+            states.append((f, x, found[0]))
         gen = torch.Generator(x.device).manual_seed(0)
-        return run(sampler, f, states[key], n, generator=gen).state.x
+        return run(sampler, f, found[0], n, generator=gen).state.x
 
     return go
 
