@@ -167,10 +167,10 @@ class BlockedMLPGrad:
                 gb.copy_(w_out.expand_as(gb))
                 continue
             # backward: dE/dh = w_out on every row, then through each layer
-            acts[last][2](w_out.expand(xb.shape[0], -1), plan.saved[last], dz[last])
+            acts[last][2](w_out.expand(xb.shape[0], -1), z[last], dz[last])
             for i in range(last, 0, -1):
                 mm(dz[i], weights[i], out=grad_h[i - 1])
-                acts[i - 1][2](grad_h[i - 1], plan.saved[i - 1], dz[i - 1])
+                acts[i - 1][2](grad_h[i - 1], z[i - 1], dz[i - 1])
             mm(dz[0], weights[0], out=gb)
         return e, g
 
@@ -178,9 +178,9 @@ class BlockedMLPGrad:
 class _Plan:
     """Buffers for one block of ``rows`` rows.
 
-    ``z[i]`` holds layer ``i``'s pre-activation; ``out[i]`` its output (``z[i]``
-    itself for in-place activations, else a view of scratch buffer A);
-    ``saved[i]`` what the derivative reads (``z[i]`` in both cases). In the
+    ``z[i]`` holds layer ``i``'s pre-activation, or for in-place activations its
+    output; either way it is what the activation's derivative reads. ``out[i]``
+    is the layer's output (``z[i]`` itself, or a view of scratch buffer A). In the
     backward pass ``dz[i]`` (the gradient at ``z[i]``) and ``grad_h[i]`` (at
     ``h_i``) alternate between scratch buffers A and B, written in place.
     """
@@ -192,7 +192,6 @@ class _Plan:
         wmax = max(widths, default=1)
         a, b = like.new_empty(rows * wmax), like.new_empty(rows * wmax)
         self.z = [like.new_empty(rows, w) for w in widths]
-        self.saved = self.z
         self.out = [
             z if in_place else a[: z.numel()].view_as(z)
             for z, (in_place, _, _) in zip(self.z, acts, strict=True)

@@ -14,7 +14,8 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from ._blocked import BlockedMLPGrad, supported
 from .base import Energy, energy_and_grad
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
+#: Activation names accepted by the MLP energies (and the JEM classifier).
+ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "swish": nn.SiLU,
     "elu": nn.ELU,
@@ -74,9 +75,9 @@ class MLPEnergy(Energy):
         fourier_scale: float = 1.0,
     ) -> None:
         super().__init__(event_shape)
-        if activation not in _ACTIVATIONS:
+        if activation not in ACTIVATIONS:
             raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
             )
         if base_scale is not None and not base_scale > 0:
             raise ValueError(f"base_scale must be > 0 or None, got {base_scale}")
@@ -100,7 +101,7 @@ class MLPEnergy(Energy):
         for h in (*self.hidden, 1):
             linear = nn.Linear(width, h)
             layers.append(_spectral_norm(linear) if spectral_norm else linear)
-            layers.append(_ACTIVATIONS[activation]())
+            layers.append(ACTIVATIONS[activation]())
             width = h
         layers.pop()  # no activation after the output layer
         self.net = nn.Sequential(*layers)

@@ -31,17 +31,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
+from ..energies.mlp import ACTIVATIONS
 from ..samplers import ReplayBuffer
 from ._common import check_int_params, resolve_device, torch_generator
 from ._common import validate_data as _validate_data
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "softplus": nn.Softplus,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-}
 _CALIBRATIONS = ("temperature", "none")
 
 
@@ -60,7 +54,7 @@ def make_mlp(
             lin.bias.copy_((2 * c - 1) * bound)
         layers.append(lin)
         if i < len(sizes) - 2:
-            layers.append(_ACTIVATIONS[activation]())
+            layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 
 
@@ -233,9 +227,9 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"buffer_size must be an integer >= 1, got {self.buffer_size!r}")
         if any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"hidden widths must be >= 1, got {list(self.hidden)}")
-        if self.activation not in _ACTIVATIONS:
+        if self.activation not in ACTIVATIONS:
             raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
             )
         for name in ("learning_rate", "sgld_step_size"):
             if not float(getattr(self, name)) > 0:

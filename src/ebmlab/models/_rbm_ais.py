@@ -167,11 +167,10 @@ def rbm_ais_log_z(
     value = log_z0 + log_mean
     if not math.isfinite(value):
         raise ValueError(f"AIS log Z is {value}: the RBM's parameters are not finite")
-    return Estimate(
+    return Estimate.normal(
         value,
         se,
-        value - z * se,
-        value + z * se,
+        z,
         "ais",
         time.perf_counter() - t0,
         ess=ess,

@@ -191,12 +191,8 @@ class BoltzmannMachine(Energy):
             chunk_size=chunk_size,
             values=_VALUES[self.values],
         )
-        return Estimate(
+        return Estimate.exact(
             value,
-            0.0,
-            value,
-            value,
-            "exact",
             time.perf_counter() - t0,
             n_samples=2**self.n_units,
             details={"n_units": self.n_units},

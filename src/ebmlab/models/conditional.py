@@ -57,6 +57,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..energies.mlp import ACTIVATIONS
 from ..partition.quadrature import grid_points
 from ._conditional_inference import (
     GibbsConditional,
@@ -69,14 +70,8 @@ from ._conditional_inference import (
     sample_conditional,
 )
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "softplus": nn.Softplus,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-    "relu": nn.ReLU,
-}
+# The smooth activations of MLPEnergy, plus ReLU: inference over y tolerates kinks.
+_ACTIVATIONS: dict[str, type[nn.Module]] = {**ACTIVATIONS, "relu": nn.ReLU}
 
 
 def _linear(n_in: int, n_out: int, generator: torch.Generator | None) -> nn.Linear:

@@ -467,12 +467,8 @@ class RBM(Energy):
             fn, n_units, dtype=self.weight.dtype, device=self.weight.device, chunk_size=chunk_size
         )
         total = 2**n_units
-        return Estimate(
+        return Estimate.exact(
             value,
-            0.0,
-            value,
-            value,
-            "exact",
             time.perf_counter() - t0,
             n_samples=total,
             details={"layer": layer, "n_units": n_units},

@@ -26,6 +26,7 @@ from ._gibbs import Gibbs
 from .bases import AffineMap, DiagonalGaussian, UniformDiscrete, Whitened, fit_affine, pilot_affine
 from .domain import Domain, domain_of
 from .estimate import Estimate, weight_stats
+from .exact import _param_dtype_device
 from .schedules import SCHEDULES, annealing_schedule, check_betas, interp
 
 _TARGET_ACCEPTANCE = {"mala": 0.6, "hmc": 0.75}
@@ -179,16 +180,6 @@ def _anneal(
     acceptance = torch.stack(acc_hist).tolist() if acc_hist else []
     sds = torch.stack(sd_hist).tolist() if sd_hist else []
     return _RunOut(x, log_w, used, acceptance, sds)
-
-
-def _energy_dtype_device(
-    energy: Any, dtype: torch.dtype | None, device: torch.device | str | None
-) -> tuple[torch.dtype, torch.device]:
-    if isinstance(energy, torch.nn.Module):
-        for t in (*energy.parameters(), *energy.buffers()):
-            if t.is_floating_point():
-                return dtype or t.dtype, torch.device(device) if device is not None else t.device
-    return dtype or torch.get_default_dtype(), torch.device(device or "cpu")
 
 
 def _resolve_base(
@@ -347,7 +338,7 @@ def _plan(
         "gibbs",
     ):
         _make_sampler(sampler, d, shape, n_leapfrog)  # raises the error listing the names
-    dt, dev = _energy_dtype_device(energy, dtype, device)
+    dt, dev = _param_dtype_device(energy, dtype, device)
     b, amap, info = _resolve_base(energy, shape, d, base, data, base_inflation, generator, dt, dev)
     log_z_base = float(torch.as_tensor(b.log_z).double())
     work_energy: EnergyFn = energy
@@ -542,11 +533,10 @@ def _forward_estimate(
     details["betas"] = torch.tensor(plan.betas, dtype=torch.float64)
     if return_samples:
         details["samples"] = plan.amap.to_x(out.x) if plan.amap is not None else out.x
-    est = Estimate(
+    est = Estimate.normal(
         value,
         se,
-        value - z * se,
-        value + z * se,
+        z,
         "ais",
         time.perf_counter() - t0,
         ess=ess,
@@ -597,11 +587,10 @@ def _reverse_estimate(
     details = dict(plan.info)
     details.update(_summarize(out))
     details["log_weights"] = out.log_w
-    est = Estimate(
+    est = Estimate.normal(
         value,
         se,
-        value - z * se,
-        value + z * se,
+        z,
         "reverse-ais",
         time.perf_counter() - t0,
         ess=ess,

@@ -72,6 +72,39 @@ class Estimate:
             text += ", tight" if self.is_tight else ", NOT tight"
         return text + f", {self.seconds:.2f} s)"
 
+    @classmethod
+    def exact(
+        cls, value: float, seconds: float, *, n_samples: int, details: dict[str, Any]
+    ) -> Estimate:
+        """An exact value (enumeration): zero standard error, a point interval."""
+        return cls(value, 0.0, value, value, "exact", seconds, None, n_samples, None, details)
+
+    @classmethod
+    def normal(
+        cls,
+        value: float,
+        stderr: float,
+        z: float,
+        method: str,
+        seconds: float,
+        *,
+        ess: float | None = None,
+        n_samples: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Estimate:
+        """An estimate with the interval ``value ± z * stderr`` (AIS, reverse AIS)."""
+        return cls(
+            value,
+            stderr,
+            value - z * stderr,
+            value + z * stderr,
+            method,
+            seconds,
+            ess=ess,
+            n_samples=n_samples,
+            details={} if details is None else details,
+        )
+
     def with_seconds(self, seconds: float) -> Estimate:
         """A copy with ``seconds`` replaced."""
         return replace(self, seconds=seconds)

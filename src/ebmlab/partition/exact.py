@@ -209,12 +209,8 @@ def enumerate_log_z(
     value = float(running)
     if not math.isfinite(value):
         raise ValueError(f"log Z by enumeration is {value}: the energy returned non-finite values")
-    return Estimate(
+    return Estimate.exact(
         value,
-        0.0,
-        value,
-        value,
-        "exact",
         time.perf_counter() - t0,
         n_samples=total,
         details={"domain": d.name, "n_vars": n, "n_values": k, "chunk_size": k**c},
