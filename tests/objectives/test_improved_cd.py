@@ -36,8 +36,24 @@ def _grads(loss: torch.Tensor, energy: nn.Module) -> list[torch.Tensor]:
 def _kl_reference(energy: nn.Module, x_last: torch.Tensor) -> torch.Tensor:
     """mean E_frozen(x) - D mean log(nearest other sample), E's parameters frozen."""
     frozen = copy.deepcopy(energy).requires_grad_(False)
-    d = torch.cdist(x_last, x_last.detach()) + torch.diag(torch.full((len(x_last),), math.inf))
+    sq = (x_last[:, None, :] - x_last[None, :, :]).pow(2).sum(-1)
+    eye = torch.eye(len(x_last), dtype=torch.bool)
+    d = sq.masked_fill(eye, math.inf).sqrt()  # both samples of a pair carry the gradient
     return frozen(x_last).mean() - x_last.shape[1] * d.min(1).values.log().mean()
+
+
+def test_entropy_gradient_of_mutual_nearest_neighbours():
+    """Two samples are each other's nearest neighbour: H = D log |x0 - x1| (D = 2 here),
+    so dH/dx0 = D (x0 - x1) / |x0 - x1|^2 in full, not half of it."""
+    cd = ContrastiveDivergence(Langevin(0.01), n_steps=1, mode="cd", kl_weight=1.0)
+    x = torch.tensor([[0.3, -0.2], [1.1, 0.4]], dtype=torch.float64, requires_grad=True)
+    target = Gaussian.standard(2, dtype=torch.float64)
+    surrogate, _ = cd._kl_term(target, x)
+    (got,) = torch.autograd.grad(surrogate, x)
+    diff = (x[0] - x[1]).detach()
+    d_entropy = 2 * diff / diff.pow(2).sum()
+    want = x.detach() / 2 - torch.stack([d_entropy, -d_entropy])  # grad of mean E = x / n
+    torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("sampler", [Langevin(0.01), MALA(0.05)], ids=["langevin", "mala"])

@@ -403,6 +403,31 @@ def test_replay_buffer_push_writes_back_to_idx(generator):
         buf.push(values)
 
 
+def test_replay_buffer_push_never_writes_a_slot_twice(generator):
+    """n != capacity draws slots with replacement; each slot is written once, last chain wins."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class IndexWrites(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.indices = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (torch.ops.aten.index_put_.default, torch.ops.aten.index_put.default):
+                self.indices.append(args[1][0].clone())
+            return func(*args, **(kwargs or {}))
+
+    buf = ReplayBuffer(5, uniform_init((2,)), reinit_prob=0.0, generator=generator)
+    idx = torch.tensor([3, 1, 3, 0, 1, 3])
+    values = torch.arange(6, dtype=F64)[:, None].expand(6, 2)
+    with IndexWrites() as mode:
+        buf.push(values, idx)
+    assert mode.indices, "push wrote no rows"
+    for written in mode.indices:
+        assert written.unique().numel() == written.numel(), f"slots written twice: {written}"
+    assert buf.buffer[[3, 1, 0], 0].tolist() == [5.0, 4.0, 3.0]
+
+
 @pytest.mark.parametrize(("capacity", "batch"), [(2000, 100), (200, 1000)])
 def test_reservoir_keeps_a_uniform_sample_of_history(capacity, batch, generator):
     """After pushing items 0..N-1, each is stored with probability capacity / N."""

@@ -83,3 +83,24 @@ def test_missing_checkpoint_is_a_user_error(tmp_path):
             optimizer=torch.optim.Adam(model.parameters()),
             generator=torch.Generator(),
         )
+
+
+def test_directory_is_fsynced_after_the_rename(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    assert events == ["fsync file", "rename", "fsync dir"], events

@@ -256,7 +256,9 @@ class ContrastiveDivergence:
         with torch.enable_grad():
             energy_term = (g * x_kl).reshape(n, -1).sum(1).mean()
             flat = x_kl.reshape(n, -1)
-            dist = torch.cdist(flat, flat.detach())
+            # Both sides carry the gradient: a sample moves its own nearest-neighbour
+            # distance and those of the samples it is nearest to.
+            dist = torch.cdist(flat, flat)
             self_mask = torch.eye(n, dtype=torch.bool, device=dist.device)
             dist = dist.masked_fill(self_mask, math.inf)
             log_nn = torch.log(dist.min(1).values.clamp_min(1e-12))

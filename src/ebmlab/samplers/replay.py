@@ -21,7 +21,8 @@ class ReplayBuffer:
     collapse into old modes). After sampling, :meth:`push` writes the new
     end-states back:
 
-    * default: into the slots they were drawn from (persistent chains);
+    * default: into the slots they were drawn from (persistent chains; a slot
+      drawn by several chains keeps the last one's state);
     * ``reservoir=True``: reservoir sampling over everything ever pushed, so the
       buffer is a uniform sample of the whole history.
 
@@ -108,6 +109,15 @@ class ReplayBuffer:
         if not self.reservoir:
             if idx is None:
                 raise ValueError("push needs the idx returned by sample (or reservoir=True)")
+            idx = idx.to(self.buffer.device)
+            # Slots drawn with replacement (n != capacity) can repeat, and index assignment
+            # with repeated slots has no defined winner (CUDA): the last chain that drew a
+            # slot wins, as in a sequential loop.
+            pos = torch.arange(n, device=idx.device)
+            last = torch.full((self.capacity,), -1, dtype=pos.dtype, device=idx.device)
+            last.scatter_reduce_(0, idx, pos, reduce="amax")
+            wins = last[idx] == pos
+            idx, x = idx[wins], x[wins]
             self.buffer[idx] = x
         else:
             # Algorithm R, vectorized: item number k (0-based) replaces slot

@@ -2,8 +2,9 @@
 
 Nothing here unpickles: a checkpoint is a ``.safetensors`` file (tensors plus
 string metadata) and JSON. Every file is written to a temporary name in the
-same directory and renamed over the target, so an interrupted run never leaves
-a half-written file.
+same directory, fsynced and renamed over the target, and the directory is
+fsynced, so an interrupted run never leaves a half-written file and a finished
+write survives a power loss.
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def _atomic_replace(path: Path, write: Any) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
