@@ -25,7 +25,13 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..models.rbm import LR_SCHEDULES, CDTrainer, fit_cd, parse_training
+from ..models.rbm import (
+    LR_SCHEDULES,
+    MAX_ENUMERATION_UNITS,
+    CDTrainer,
+    fit_cd,
+    parse_training,
+)
 from ..models.rbm import BernoulliRBM as _RBMModule
 from ..partition.estimate import Estimate
 
@@ -180,7 +186,10 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _module(self) -> _RBMModule:
         check_is_fitted(self)
         w = torch.from_numpy(self.components_)
-        rbm = _RBMModule(w.shape[1], w.shape[0], weight_scale=0.0, dtype=w.dtype)
+        # A throwaway generator: the (overwritten) initial weights never touch the global RNG.
+        rbm = _RBMModule(
+            w.shape[1], w.shape[0], weight_scale=0.0, generator=torch.Generator(), dtype=w.dtype
+        )
         with torch.no_grad():
             rbm.weight.copy_(w)
             rbm.visible_bias.copy_(torch.from_numpy(self.intercept_visible_))
@@ -318,7 +327,10 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if getattr(self, "_log_z_cache", None) is None:
             rbm = self._module().double()
             method = self.log_z_method
-            if method == "exact" or (method == "auto" and rbm.log_z().method == "exact"):
+            if method == "auto":  # decided from the layer sizes, before computing anything
+                small = min(rbm.n_visible, rbm.n_hidden)
+                method = "exact" if small <= MAX_ENUMERATION_UNITS else "ais"
+            if method == "exact":
                 est = rbm.exact_log_z()
             else:
                 # Base-rate model of the paper: the smoothed pixel means of the training data.

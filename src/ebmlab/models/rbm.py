@@ -181,8 +181,16 @@ def _gdev(generator: torch.Generator | None) -> torch.device:
 
 
 def _bernoulli(p: Tensor, generator: torch.Generator | None) -> Tensor:
-    # torch.bernoulli(p, generator=g) is exact and vectorized; p in [0, 1].
-    return torch.bernoulli(p, generator=generator)
+    # Uniforms drawn in float64 whatever p's dtype (torch.bernoulli draws per dtype), so a
+    # float32 and a float64 model consume the generator alike and see the same draws.
+    u = torch.rand(p.shape, generator=generator, dtype=torch.float64, device=p.device)
+    return (u < p).to(p.dtype)
+
+
+def _randn(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard normals in ``like``'s dtype and device, drawn in float64 (as ``_bernoulli``)."""
+    z = torch.randn(shape, generator=generator, dtype=torch.float64, device=like.device)
+    return z.to(like.dtype)
 
 
 class RBM(Energy):
@@ -222,13 +230,13 @@ class RBM(Energy):
             raise ValueError(f"weight_scale must be >= 0, got {weight_scale}")
         super().__init__(int(n_visible))
         dtype = dtype or torch.get_default_dtype()
-        w = torch.randn(
+        w = torch.randn(  # float64 draws: the same weights in every dtype
             int(n_hidden),
             int(n_visible),
             generator=generator,
-            dtype=dtype,
+            dtype=torch.float64,
             device=_gdev(generator),
-        )
+        ).to(dtype)
         self.weight = nn.Parameter((w * weight_scale).to(device))
         self.visible_bias = nn.Parameter(torch.zeros(int(n_visible), dtype=dtype, device=device))
         self.hidden_bias = nn.Parameter(torch.zeros(int(n_hidden), dtype=dtype, device=device))
@@ -414,7 +422,7 @@ class RBM(Energy):
                 int(n),
                 self.n_hidden,
                 generator=generator,
-                dtype=self.weight.dtype,
+                dtype=torch.float64,
                 device=self.weight.device,
             )
             init = self.sample_visible((h < 0.5).to(self.weight.dtype), generator)
@@ -707,7 +715,7 @@ class GaussianBernoulliRBM(RBM):
 
     def _sample_visible(self, h: Tensor, generator: torch.Generator | None) -> Tensor:
         mean = self.visible_mean(h)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        noise = _randn(mean.shape, mean, generator)
         return mean + self.sigma * noise
 
     def energy(self, v: Tensor, h: Tensor) -> Tensor:
@@ -739,9 +747,7 @@ class GaussianBernoulliRBM(RBM):
         self, n: int, base_visible_bias: Tensor | None, generator: torch.Generator | None
     ) -> tuple[Tensor, float]:
         shape = (n, self.n_visible)
-        eps = torch.randn(
-            shape, generator=generator, dtype=self.weight.dtype, device=self.weight.device
-        )
+        eps = _randn(shape, self.weight, generator)
         v = self.visible_bias + self.sigma * eps
         return v, self._log_normalizer_gap() + self.n_hidden * math.log(2.0)
 
@@ -760,7 +766,7 @@ class GaussianBernoulliRBM(RBM):
     ) -> Tensor:
         h = _bernoulli(torch.sigmoid(beta * a), generator)
         mean = self.visible_bias + self.sigma * (beta * (h @ self.weight))
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        noise = _randn(mean.shape, mean, generator)
         return mean + self.sigma * noise
 
 
