@@ -304,12 +304,19 @@ class EnergyDensity(DensityMixin, BaseEstimator):
         return ((Xa - self.mean_) / self.scale_) @ self.whitening_  # type: ignore[no-any-return]
 
     def _energy_np(self, U: np.ndarray) -> np.ndarray:
-        """Energies of transformed rows, float64 NumPy, computed in blocks."""
+        """Energies of transformed rows, float64 NumPy, computed in blocks.
+
+        Evaluated in float64 (on a float64 copy of the network): in float32 the
+        matrix products' summation order, which depends on how many rows are
+        scored together, shows in the scores (up to ~5e-7), so a row's score
+        would depend on the batch it came in.
+        """
         out = []
+        energy = copy.deepcopy(self.energy_).double()
         with torch.no_grad():
             for start in range(0, U.shape[0], 4096):
-                u = torch.as_tensor(U[start : start + 4096], dtype=torch.float32)
-                out.append(self.energy_(u).double().numpy())
+                u = torch.as_tensor(U[start : start + 4096], dtype=torch.float64)
+                out.append(energy(u).numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
     def energy(self, X: Any) -> np.ndarray:
