@@ -99,6 +99,21 @@ def test_approximate_posterior_samples_when_no_exact_sampler(generator):
     assert est.lower <= float(inner.log_z) <= est.upper
 
 
+def test_gibbs_chain_sample_is_not_taken_for_exact(generator):
+    """RBM.sample is a finite Gibbs chain: the reverse run must not call it exact."""
+    from ebmlab.models import BernoulliRBM
+
+    rbm = BernoulliRBM(6, 4, weight_scale=1.0, generator=generator, dtype=torch.float64)
+    assert callable(rbm.sample) and not getattr(rbm, "is_sample_exact", False)
+    est = bdmc_log_z(rbm, n_chains=32, n_temperatures=30, n_posterior_steps=5, generator=generator)
+    assert est.details["samples"] != "exact"
+    assert est.details["samples_exact"] is False
+    exact = bdmc_log_z(
+        correlated_gaussian(2), n_chains=16, n_temperatures=10, generator=generator
+    )
+    assert exact.details["samples"] == "exact" and exact.details["samples_exact"] is True
+
+
 def test_bdmc_errors():
     g = correlated_gaussian(2)
     with pytest.raises(ValueError, match="tolerance"):

@@ -28,9 +28,13 @@ class Energy(nn.Module):
     Attributes:
         event_shape: Shape of one configuration, e.g. ``(2,)`` for points in
             the plane or ``(1, 28, 28)`` for images.
+        is_sample_exact: True only for energies whose ``sample(n, generator=)``
+            draws exactly from ``exp(-E) / Z`` (closed-form targets); MCMC-based
+            ``sample`` methods leave it False. BDMC trusts only these.
     """
 
     event_shape: tuple[int, ...]
+    is_sample_exact: bool = False
 
     def __init__(self, event_shape: tuple[int, ...] | int) -> None:
         super().__init__()

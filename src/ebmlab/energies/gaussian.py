@@ -41,6 +41,8 @@ class Gaussian(Energy):
         (4, 2)
     """
 
+    is_sample_exact = True
+
     def __init__(self, mean: Tensor, covariance: Tensor) -> None:
         mean = _as_tensor(mean)
         covariance = _as_tensor(covariance, mean.dtype)
@@ -122,6 +124,8 @@ class GaussianMixture(Energy):
         >>> tuple(m(torch.zeros(3, 2)).shape), float(m.log_z)
         ((3,), 0.0)
     """
+
+    is_sample_exact = True
 
     def __init__(self, weights: Tensor, means: Tensor, covariances: Tensor | float) -> None:
         means = _as_tensor(means)

@@ -15,10 +15,14 @@ the estimate can be trusted; a wide bracket says that more temperatures or
 better transitions are needed, whichever estimate looks better.
 
 Target samples come from, in order: the ``samples`` argument; the energy's
-own exact ``sample(n, generator=)`` (closed-form targets); else the forward
-run's final states, resampled by their weights and moved by
-``n_posterior_steps`` more transitions at ``beta = 1``. The last kind is
-approximate, so the upper bound is approximate too.
+own ``sample(n, generator=)`` when the energy declares it exact with
+``is_sample_exact = True`` (closed-form targets such as
+:class:`~ebmlab.energies.Gaussian`; a finite Gibbs chain such as
+``RBM.sample`` is not exact and is not used); else the forward run's final
+states, resampled by their weights and moved by ``n_posterior_steps`` more
+transitions at ``beta = 1``. The last kind is approximate, so the upper bound
+is approximate too (and so is ``is_tight``): ``details["samples_exact"]`` is
+then ``False``.
 
 References:
     Grosse, R. B., Ghahramani, Z. & Adams, R. P. (2015). Sandwiching the
@@ -103,8 +107,9 @@ def bdmc_log_z(
         energy: Callable ``(N, *event_shape) -> (N,)``; low energy = probable.
         samples: Target samples ``(M, *event_shape)`` for the reverse run
             (exact ones make the upper bound hold in expectation). Default:
-            the energy's exact ``sample`` if it has one, else resampled forward
-            end states after ``n_posterior_steps`` more transitions.
+            the energy's ``sample`` if the energy sets ``is_sample_exact``, else
+            resampled forward end states after ``n_posterior_steps`` more
+            transitions (approximate: ``details["samples_exact"]`` is False).
         n_posterior_steps: Transitions at ``beta = 1`` for those resampled states.
         tolerance: The bracket is tight when ``upper - lower <= tolerance`` (nats).
         z: Each bound is widened by ``z`` of its standard errors.
@@ -160,7 +165,9 @@ def bdmc_log_z(
             f"samples must have shape (n >= 2, {', '.join(map(str, plan.event_shape))}), "
             f"got {tuple(samples.shape)}"
         )
-    exact_sampler = getattr(energy, "sample", None)
+    # Only a sampler the energy declares exact makes the upper bound hold.
+    is_exact = bool(getattr(energy, "is_sample_exact", False))
+    exact_sampler = getattr(energy, "sample", None) if is_exact else None
     need_end_states = samples is None and not callable(exact_sampler)
     t_fwd = time.perf_counter()
     forward = _forward_estimate(
@@ -200,6 +207,9 @@ def bdmc_log_z(
         "forward": forward,
         "reverse": reverse,
         "samples": source,
+        # True: exact target samples; False: approximate ones (the upper bound and
+        # is_tight are approximate too); None: given by the caller.
+        "samples_exact": None if samples is not None else callable(exact_sampler),
         "tolerance": tolerance,
         "gap": reverse.value - forward.value,
         "z": z,
