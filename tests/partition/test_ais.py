@@ -204,3 +204,27 @@ def test_no_warning_on_a_healthy_run(generator):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ais_log_z(target, n_chains=64, n_temperatures=100, generator=generator)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "sigmoid"])
+def test_fixed_schedule_step_sizes_are_set_before_the_main_run(schedule, generator):
+    """With adapt_step_size, a fixed schedule's step sizes come from a pilot run: two main
+    runs with different chains use the same ones (step sizes adapted from the chains' own
+    acceptance would make the weights depend on their history, hence biased)."""
+    from ebmlab.partition._engine import _forward, _plan
+
+    target = correlated_gaussian(3, seed=6)
+    plan = _plan(
+        target, event_shape=None, domain=None, base=None, data=None, base_inflation=None,
+        n_chains=32, n_temperatures=40, schedule=schedule, sampler="mala", n_transitions=1,
+        n_leapfrog=2, step_size=None, target_acceptance=None, adapt_step_size=True,
+        pilot_chains=None, pilot_temperatures=None, generator=generator, dtype=None,
+        device=None,
+    )  # fmt: skip
+    runs = [
+        _forward(plan, 32, torch.Generator().manual_seed(seed), final_transition=False)[0]
+        for seed in (1, 2)
+    ]
+    assert plan.step_sizes is not None and len(plan.step_sizes) == len(plan.betas)
+    assert runs[0].step_sizes == runs[1].step_sizes == plan.step_sizes[1:-1]
+    assert len(set(plan.step_sizes)) > 1, "the pilot tuned nothing"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from typing import NamedTuple
 
 import pytest
@@ -90,6 +91,54 @@ def test_resume_gives_identical_weights(tmp_path):
         assert torch.equal(a, b), f"{k} differs after resume"
     rows = list(csv.DictReader((tmp_path / "cut" / "metrics.csv").read_text().splitlines()))
     assert [int(float(r["step"])) for r in rows] == [5, 10, 15, 20, 25, 30]
+
+
+def _rows(path):
+    """metrics.csv rows without the wall-clock column."""
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_resume_mid_window_writes_the_same_metrics(tmp_path):
+    """A checkpoint between two metric rows keeps the partial window: the first row after
+    the resume averages the same steps as in an uninterrupted run."""
+    s = TrainSettings(
+        steps=20, batch_size=32, log_every=10, checkpoint_every=15, lr_schedule="constant"
+    )
+    energy, cd, state = make()
+    fit(energy, data(), cd, s, state=state, run_dir=tmp_path / "full", progress=False)
+    energy2, cd2, state2 = make()
+
+    def interrupted(*args, calls=[0], **kwargs):  # noqa: B006 - a call counter
+        calls[0] += 1
+        if calls[0] == 18:  # after the checkpoint at step 15, before the row at 20
+            raise KeyboardInterrupt
+        return cd2(*args, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(energy2, data(), interrupted, s, state=state2, run_dir=tmp_path / "cut",
+            progress=False)  # fmt: skip
+    energy3, cd3, state3 = make(seed=123)
+    fit(energy3, data(), cd3, s, state=state3, run_dir=tmp_path / "cut", resume=True,
+        progress=False)  # fmt: skip
+    full = _rows(tmp_path / "full" / "metrics.csv")
+    resumed = _rows(tmp_path / "cut" / "metrics.csv")
+    assert [r["step"] for r in resumed] == ["10", "20"]
+    assert resumed == full, (resumed, full)
+
+
+def test_resume_applies_new_optimizer_settings_with_a_warning(tmp_path):
+    energy, cd, state = make()
+    s = TrainSettings(steps=10, batch_size=32, log_every=5)
+    fit(energy, data(), cd, s, state=state, run_dir=tmp_path, progress=False)
+    more = TrainSettings(steps=15, batch_size=32, log_every=5, betas=(0.5, 0.9), weight_decay=0.1)
+    with pytest.warns(UserWarning, match=r"betas: \[0.9, 0.999\] -> \(0.5, 0.9\)"):
+        fit(energy, data(), cd, more, state=state, run_dir=tmp_path, resume=True, progress=False)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "train_state.safetensors"), framework="pt") as fh:
+        groups = json.loads(fh.metadata()["optimizer"])["param_groups"]
+    assert groups[0]["betas"] == [0.5, 0.9] and groups[0]["weight_decay"] == 0.1
 
 
 class _Diag(NamedTuple):

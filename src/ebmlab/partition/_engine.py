@@ -393,7 +393,16 @@ def _plan(
         )
         plan.betas = betas.tolist()
         if adapt:
-            plan.adapter = StepSizeAdapter(eps0, target)
+            # Tuned in advance by a pilot run, never by the main run's own chains: step
+            # sizes that depend on the chains' history would bias the weights.
+            _pilot_step_sizes(
+                plan,
+                n_chains=pilot_chains or min(n_chains, 64),
+                n_pilot=pilot_temperatures or max(50, min(1000, n_temperatures // 4)),
+                eps0=eps0,
+                target=target,
+                generator=generator,
+            )
         else:
             plan.step_sizes = [eps0] * len(plan.betas)
         info["schedule"] = schedule if isinstance(schedule, str) else "explicit"
@@ -462,6 +471,44 @@ def _pilot_schedule(
         pilot_temperatures=len(pilot_betas) - 1,
         thermodynamic_length=total,
         predicted_log_weight_var=total**2 / max(1, len(plan.betas) - 1),
+    )
+
+
+def _pilot_step_sizes(
+    plan: _Plan,
+    *,
+    n_chains: int,
+    n_pilot: int,
+    eps0: float,
+    target: float,
+    generator: torch.Generator | None,
+) -> None:
+    """Tune ``plan.step_sizes`` for the fixed ``plan.betas`` by a pilot run along a
+    thinned copy of them (as :func:`_pilot_schedule` does for the adaptive schedule)."""
+    t0 = time.perf_counter()
+    n_b = len(plan.betas)
+    keep = torch.linspace(0, n_b - 1, min(n_b, n_pilot + 1)).round().long().unique()
+    pilot_betas = [plan.betas[i] for i in keep.tolist()]
+    x = plan.base.sample(n_chains, generator=generator).to(plan.dtype)
+    out = _anneal(
+        plan,
+        x,
+        pilot_betas,
+        [eps0] * len(pilot_betas),
+        generator=generator,
+        adapter=StepSizeAdapter(eps0, target),
+    )
+    if out.step_sizes:
+        eps_b = torch.tensor(pilot_betas[1 : 1 + len(out.step_sizes)], dtype=torch.float64)
+        log_eps = torch.log(torch.tensor(out.step_sizes, dtype=torch.float64))
+        betas = torch.tensor(plan.betas, dtype=torch.float64)
+        plan.step_sizes = torch.exp(interp(betas, eps_b, log_eps)).tolist()
+    else:
+        plan.step_sizes = [eps0] * n_b
+    plan.info.update(
+        pilot_seconds=time.perf_counter() - t0,
+        pilot_chains=n_chains,
+        pilot_temperatures=len(pilot_betas) - 1,
     )
 
 

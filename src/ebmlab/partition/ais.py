@@ -24,8 +24,10 @@ increments of ``integral sd_beta(E - E0) dbeta`` (the thermodynamic length),
 which minimizes the variance of the log weights for well-mixed chains. The
 pilot also tunes the transition's step size at every temperature; the main
 run then uses those step sizes unchanged, so its weights stay exactly
-unbiased. With a fixed schedule the step size is adapted on the fly from the
-chains' mean acceptance at the previous temperature instead.
+unbiased. A fixed schedule (``"linear"``, ``"sigmoid"``, a tensor) with
+``adapt_step_size`` gets a pilot of its own, along a thinned copy of the
+schedule, that tunes the step sizes the same way: the main run never adapts
+them from its own chains' history, which would bias the weights.
 
 References:
     Neal, R. M. (2001). Annealed importance sampling. Statistics and Computing
@@ -117,8 +119,8 @@ def ais_log_z(
         target_acceptance: Acceptance rate the step size aims at (default 0.75
             for HMC, 0.6 for MALA).
         adapt_step_size: Tune the step size per temperature.
-        pilot_chains: Chains of the adaptive schedule's pilot (default
-            ``min(n_chains, 64)``).
+        pilot_chains: Chains of the pilot run (the adaptive schedule's, or the
+            step-size pilot of a fixed schedule; default ``min(n_chains, 64)``).
         pilot_temperatures: Its temperatures (default ``T / 4`` within 50..1000).
         z: Half-width of ``[lower, upper]`` in standard errors.
         min_ess: Warn when the ESS of the final weights is below this

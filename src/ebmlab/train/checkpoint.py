@@ -48,7 +48,7 @@ def _atomic_replace(path: Path, write: Any) -> None:
 
 
 def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (POSIX; a no-op where directories cannot be opened)."""
+    """Make a rename in ``directory`` durable (POSIX; a no-op where it cannot be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # e.g. Windows

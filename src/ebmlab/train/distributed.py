@@ -13,7 +13,9 @@ from __future__ import annotations
 __all__ = [
     "all_gather_tensor",
     "all_reduce_mean",
+    "average_",
     "barrier",
+    "broadcast_",
     "init_from_env",
     "is_distributed",
     "is_main_process",
@@ -23,6 +25,8 @@ __all__ = [
 ]
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -82,19 +86,57 @@ def barrier() -> None:
         dist.barrier()
 
 
+#: (default group, gloo group over the same ranks) once a CPU collective needed one.
+_cpu_group: tuple[Any, Any] | None = None
+
+
+def _group_for(t: Tensor) -> Any:
+    """The group for a collective on ``t``: the default group, except for a CPU tensor
+    when that group is NCCL (CUDA tensors only): then a gloo group over the same ranks,
+    created once (every rank reaches the same collectives in the same order)."""
+    global _cpu_group
+    if t.device.type != "cpu" or dist.get_backend() != "nccl":
+        return None
+    world = dist.group.WORLD
+    if _cpu_group is None or _cpu_group[0] is not world:
+        _cpu_group = (world, dist.new_group(backend="gloo"))
+    return _cpu_group[1]
+
+
 def all_reduce_mean(t: Tensor) -> Tensor:
     """Mean of ``t`` over ranks (returns ``t`` unchanged in one process)."""
     if not is_distributed():
         return t
     out = t.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    dist.all_reduce(out, op=dist.ReduceOp.SUM, group=_group_for(out))
     return out / world_size()
 
 
 def all_gather_tensor(t: Tensor) -> list[Tensor]:
-    """Every rank's ``t`` (same shape on all ranks), in rank order."""
+    """Every rank's ``t`` (same shape on all ranks), in rank order.
+
+    CPU tensors (a generator's state) work under NCCL too, through a gloo group.
+    """
     if not is_distributed():
         return [t]
     parts = [torch.empty_like(t) for _ in range(world_size())]
-    dist.all_gather(parts, t.contiguous())
+    dist.all_gather(parts, t.contiguous(), group=_group_for(t))
     return parts
+
+
+def broadcast_(tensors: Sequence[Tensor], src: int = 0) -> None:
+    """Overwrite ``tensors`` in place with rank ``src``'s values (no-op in one process)."""
+    if not is_distributed():
+        return
+    for t in tensors:
+        data = t.data.view(torch.uint8) if t.dtype == torch.bool else t.data  # gloo has no bool
+        dist.broadcast(data, src=src, group=_group_for(t))
+
+
+def average_(tensors: Sequence[Tensor]) -> None:
+    """Replace each of ``tensors`` in place by its mean over ranks (no-op in one process)."""
+    if not is_distributed():
+        return
+    for t in tensors:
+        dist.all_reduce(t.data, op=dist.ReduceOp.SUM, group=_group_for(t))
+        t.data.div_(world_size())

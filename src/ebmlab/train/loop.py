@@ -6,8 +6,10 @@ generator=...)`` to ``(loss, diagnostics, state)``; ``state`` (a replay
 buffer, or ``None``) is checkpointed through its ``state_dict``. An objective
 that is an ``nn.Module`` with parameters of its own (noise-contrastive
 estimation's ``log_z``) has them trained alongside the energy's and
-checkpointed. Diagnostics fields that an objective lacks (score matching has no
-negatives) are logged as NaN.
+checkpointed; across processes they start from rank 0's values, their
+gradients are averaged, and they are averaged once after the first update
+(which may initialize them from each rank's own batch). Diagnostics fields that
+an objective lacks (score matching has no negatives) are logged as NaN.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -34,7 +37,9 @@ from .checkpoint import atomic_write_text, load_training_state, save_training_st
 from .distributed import (
     all_gather_tensor,
     all_reduce_mean,
+    average_,
     barrier,
+    broadcast_,
     is_distributed,
     is_main_process,
     rank,
@@ -156,6 +161,32 @@ def _make_optimizer(
     return torch.optim.Adam(params, lr=s.lr, betas=s.betas)
 
 
+def _same_setting(a: Any, b: Any) -> bool:
+    """Equality of optimizer settings across a JSON round trip (tuples come back as lists)."""
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return list(a) == list(b)
+    return bool(a == b)
+
+
+def _keep_new_settings(optimizer: torch.optim.Optimizer, new: list[dict[str, Any]]) -> list[str]:
+    """Put this run's optimizer settings back after loading a checkpoint's state.
+
+    ``Optimizer.load_state_dict`` takes the checkpoint's settings (betas, weight
+    decay...) too; the ones asked for now win. Returns ``"name: old -> new"`` for
+    each setting that differed (the learning rate is set every step anyway).
+    """
+    changed: list[str] = []
+    for group, fresh in zip(optimizer.param_groups, new, strict=True):
+        for key, value in fresh.items():
+            if key in ("lr", "initial_lr"):
+                continue
+            old = group.get(key)
+            if not _same_setting(old, value):
+                changed.append(f"{key}: {old} -> {value}")
+            group[key] = value
+    return changed
+
+
 def _read_metrics(path: Path, up_to: int) -> tuple[list[str] | None, list[list[str]]]:
     if not path.is_file():
         return None, []
@@ -218,6 +249,8 @@ def fit(
     own = _objective_module(objective)
     if own is not None:
         own.to(dev)
+        # Every rank starts from rank 0's values, as DistributedDataParallel does for the energy.
+        broadcast_([*own.parameters(), *own.buffers()])
     optimizer = _make_optimizer(energy, settings, own)
     # DistributedDataParallel averages gradients over ranks (and starts every
     # rank from rank 0's weights); objectives sample with its ``.module``.
@@ -229,12 +262,33 @@ def fit(
     out = Path(run_dir) if run_dir is not None else None
     ckpt = out / CHECKPOINT_NAME if out is not None else None
     start = 0
+    # Running sums of the metrics since the last logged row (checkpointed with the rest).
+    sums: dict[str, Tensor] = {}
+    n_sum = 0
     if resume:
         if ckpt is None:
             raise ValueError("resume needs a run_dir")
+        new_settings = [
+            {k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups
+        ]
         start, extra_tensors, extra_meta = load_training_state(
             ckpt, model=energy, optimizer=optimizer, generator=generator
         )
+        changed = _keep_new_settings(optimizer, new_settings)
+        if changed and main:
+            warnings.warn(
+                f"resuming with optimizer settings that differ from the checkpoint's "
+                f"({'; '.join(changed)}): the new ones are used",
+                UserWarning,
+                stacklevel=2,
+            )
+        if "metrics.n" in extra_tensors:
+            n_sum = int(extra_tensors["metrics.n"])
+            sums = {
+                k[len("metrics.") :]: v.to(dev)
+                for k, v in extra_tensors.items()
+                if k.startswith("metrics.") and k != "metrics.n"
+            }
         saved_world = int(extra_meta.get("world_size", 1))
         if saved_world == world and f"rng.{my_rank}" in extra_tensors:
             generator.set_state(extra_tensors[f"rng.{my_rank}"])
@@ -279,6 +333,10 @@ def fit(
         if own is not None:
             for k, v in own.state_dict().items():
                 extra[f"objective.{k}"] = v.detach().cpu().contiguous()
+        if n_sum:  # the metrics of the steps since the last row, averaged over ranks
+            extra["metrics.n"] = torch.tensor(n_sum)
+            for k, v in sums.items():
+                extra[f"metrics.{k}"] = all_reduce_mean(v).cpu()
         if main:
             save_training_state(
                 ckpt,
@@ -318,8 +376,6 @@ def fit(
         last_good = 0
 
     rows: list[dict[str, float]] = []
-    sums: dict[str, Tensor] = {}
-    n_sum = 0
     t0 = time.perf_counter()
     bar = tqdm(
         total=settings.steps,
@@ -340,6 +396,11 @@ def fit(
             loss, diag, state = objective(model, data[idx], state, generator=generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if own is not None and is_distributed():  # DDP averages only the energy's
+                for p in own.parameters():
+                    if p.requires_grad and p.grad is None:
+                        p.grad = torch.zeros_like(p)
+                average_([p.grad for p in own.parameters() if p.grad is not None])
             max_norm = settings.grad_clip if settings.grad_clip is not None else math.inf
             trained = [p for g in optimizer.param_groups for p in g["params"]]
             grad_norm = nn.utils.clip_grad_norm_(trained, max_norm)
@@ -371,6 +432,11 @@ def fit(
                     f"regularizer (objective.alpha > 0)"
                 )
             optimizer.step()
+            if own is not None and step == start and is_distributed():
+                # The first call may have initialized them from this rank's batch (NCE's
+                # log_z): one average makes every rank hold the same values from now on.
+                average_([t for t in (*own.parameters(), *own.buffers()) if t.is_floating_point()])
+                broadcast_([t for t in own.buffers() if not t.is_floating_point()])
             values = {
                 k: v
                 if (v := _diag_value(diag, k)) is not None
