@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ebmlab.energies import Energy, Gaussian
-from ebmlab.objectives import ContrastiveDivergence
+from ebmlab.objectives import ContrastiveDivergence, NoiseContrastiveEstimation
 from ebmlab.samplers import MALA
 from ebmlab.train import TrainSettings, fit
 from ebmlab.train.distributed import rank_seed, world_size
@@ -34,6 +34,7 @@ pytestmark = pytest.mark.slow
 MU = torch.tensor([1.0, -0.5], dtype=torch.float64)
 COV = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=torch.float64)
 N_DATA, GLOBAL_BATCH, STEPS = 20_000, 400, 400
+NCE_STEPS = 300
 
 
 class Quadratic(Energy):
@@ -106,6 +107,53 @@ def test_two_processes_match_one_process(tmp_path):
     assert torch.all((two["mean"] - MU).abs() < tol_truth)
 
 
+def train_nce(seed: int) -> dict[str, torch.Tensor]:
+    """NCE with a learned log Z (initialized from each rank's first noise batch)."""
+    data = Gaussian(MU, COV).sample(N_DATA, generator=torch.Generator().manual_seed(1))
+    energy = Quadratic()
+    nce = NoiseContrastiveEstimation(data, noise_ratio=1.0, noise_scale=1.3)
+    settings = TrainSettings(
+        steps=NCE_STEPS, batch_size=GLOBAL_BATCH, lr=2e-2, warmup_steps=20,
+        checkpoint_every=0, seed=seed,
+    )  # fmt: skip
+    fit(energy, data, nce, settings, progress=False)
+    precision = energy.precision().detach()
+    exact = math.log(2 * math.pi) - 0.5 * torch.logdet(precision)  # log Z of exp(-E), d = 2
+    return {
+        "log_z": nce.log_z.detach().clone().reshape(1),
+        "exact_log_z": exact.reshape(1),
+        "mean": energy.mean.detach().clone(),
+        "raw": energy.raw.detach().clone(),
+    }
+
+
+def _nce_worker(r: int, store: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=2)
+    try:
+        save_file(train_nce(seed=0), f"{out}.{r}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_nce_log_z_is_shared_by_two_processes(tmp_path):
+    out = tmp_path / "nce.safetensors"
+    mp.spawn(_nce_worker, args=(str(tmp_path / "store"), str(out)), nprocs=2, join=True)
+    two, other = load_file(f"{out}.0"), load_file(f"{out}.1")
+    for k in two:  # log_z: same start, averaged gradients, so the very same value
+        assert torch.equal(two[k], other[k]), f"ranks disagree on {k}: {two[k]} vs {other[k]}"
+    one = train_nce(seed=0)
+    # log Z of a 2-D Gaussian is log 2 pi + log det(Sigma) / 2; a covariance estimated from
+    # n points has Var(log det) ~ 2 d / n, so sd(log Z) ~ sqrt(d / (2 n)) with n the global
+    # batch (as above: the end-of-training noise comes from the last batches). Two
+    # independent runs differ by sqrt(2) times that; allow z = 5.
+    tol = 5 * math.sqrt(2) * math.sqrt(2 / (2 * GLOBAL_BATCH))
+    diff = float(two["log_z"] - one["log_z"])
+    assert abs(diff) < tol, (float(two["log_z"]), float(one["log_z"]), tol)
+    for run in (one, two):  # and each learned log Z normalizes its own energy
+        assert abs(float(run["log_z"] - run["exact_log_z"])) < tol, run
+
+
 CFG = {
     "name": "ddp",
     "model": {"hidden": [16, 16]},
@@ -160,3 +208,50 @@ def test_cli_two_processes_resume(tmp_path: Path):
     # A 2-process checkpoint continues in 1 process (fresh RNG streams, same model).
     ebmlab("resume", str(tmp_path / "cut"), "--steps", "80", "--no-eval", "--quiet")
     assert json.loads((tmp_path / "cut" / "state.json").read_text())["step"] == 80
+
+
+def _fake_nccl_worker(r: int, store: str, out: str) -> None:
+    """A gloo group dressed as NCCL: collectives on CPU tensors through the default group
+    raise, as NCCL's do ("Tensors must be CUDA"); a gloo group of their own still works."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=2)
+    real = {name: getattr(dist, name) for name in ("all_gather", "all_reduce", "broadcast")}
+    real_backend = dist.get_backend
+
+    def on_default(group) -> bool:
+        return group is None or group is dist.group.WORLD
+
+    def nccl(name):
+        def collective(*args, group=None, **kwargs):
+            tensors = args[0] if name == "all_gather" else [args[0]]
+            tensors = [*tensors, args[1]] if name == "all_gather" else tensors
+            if on_default(group) and any(t.device.type == "cpu" for t in tensors):
+                raise RuntimeError(f"NCCL {name}: tensors must be CUDA")
+            return real[name](*args, group=group, **kwargs)
+
+        return collective
+
+    for name in real:
+        setattr(dist, name, nccl(name))
+    dist.get_backend = lambda group=None: "nccl" if on_default(group) else real_backend(group)
+    try:
+        data = Gaussian(MU, COV).sample(2000, generator=torch.Generator().manual_seed(1))
+        energy = Quadratic()
+        cd = ContrastiveDivergence(MALA(0.3), n_steps=2, mode="pcd", init_fn=noise)
+        state = cd.init_state(16, generator=torch.Generator().manual_seed(rank_seed(0)))
+        settings = TrainSettings(steps=6, batch_size=32, log_every=4, checkpoint_every=3)
+        fit(energy, data, cd, settings, state=state, run_dir=out, progress=False)
+    finally:
+        for name, fn in real.items():
+            setattr(dist, name, fn)
+        dist.get_backend = real_backend
+        dist.destroy_process_group()
+
+
+def test_checkpoint_gathers_cpu_rng_states_under_nccl(tmp_path):
+    """The generators' states are CPU tensors: under NCCL their gather must take a CPU
+    group (the landed code raised at the first checkpoint)."""
+    out = tmp_path / "run"
+    mp.spawn(_fake_nccl_worker, args=(str(tmp_path / "store"), str(out)), nprocs=2, join=True)
+    tensors = load_file(str(out / "train_state.safetensors"))
+    assert not torch.equal(tensors["extra.rng.0"], tensors["extra.rng.1"])  # one stream each
