@@ -67,6 +67,86 @@ def test_compiled_langevin_matches_eager(dev):
     assert torch.allclose(fast, eager, atol=1e-4 * max(scale, 1.0), rtol=0)
 
 
+def test_compiled_langevin_kept_states_match_eager(dev):
+    """run(..., thin=1) keeps every state: on CUDA (CUDA graphs) each must be a copy, not
+    the graph's output buffer that the next replay overwrites."""
+    energy = MLPEnergy(4, (32, 32)).to(dev).eval()
+    x0 = torch.randn(64, 4, generator=_gen(dev), device=dev)
+    eager = run(Langevin(0.01), energy, x0, 4, thin=1, generator=_gen(dev, 2)).samples
+    fast = run(Langevin(0.01, compile=True), energy, x0, 4, thin=1, generator=_gen(dev, 2))
+    assert fast.samples is not None and eager is not None
+    scale = max(eager.abs().max().item(), 1.0)
+    assert torch.allclose(fast.samples, eager, atol=1e-4 * scale, rtol=0)
+    assert len({t.data_ptr() for t in fast.samples.unbind(0)}) == 4
+
+
+class _StaticOutputs:
+    """What CUDA graphs do, on the CPU: every call writes into the same output buffers."""
+
+    def __init__(self, fn, **kwargs):
+        self.fn, self.buffers = fn, None
+
+    def __call__(self, *args):
+        out = self.fn(*args)
+        if self.buffers is None:
+            self.buffers = tuple(torch.empty_like(t) for t in out)
+        for buf, t in zip(self.buffers, out, strict=True):
+            buf.copy_(t)
+        return self.buffers
+
+
+@pytest.fixture
+def cuda_graph_outputs(monkeypatch):
+    """Compiled kernels behave as under CUDA graphs (outputs reused), on the CPU."""
+    monkeypatch.setattr(
+        "ebmlab.samplers._compile._compile_mode",
+        lambda device_type: "reduce-overhead",
+        raising=False,  # absent from the landed code, which this test must also fail on
+    )
+    monkeypatch.setattr(torch, "compile", _StaticOutputs)
+
+
+class _Quadratic(torch.nn.Module):
+    """An energy with a parameter and no CPU fast path (so the compiled kernel is used)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(1.5, dtype=torch.float64))
+
+    def forward(self, x):
+        return 0.5 * self.scale * x.pow(2).sum(-1)
+
+
+def test_compiled_langevin_copies_reused_outputs(cuda_graph_outputs):
+    energy = _Quadratic()
+    x0 = torch.randn(16, 2, generator=_gen(torch.device("cpu")), dtype=torch.float64)
+    eager = run(Langevin(0.1), energy, x0, 4, thin=1, generator=_gen(torch.device("cpu"), 2))
+    sampler = Langevin(0.1, compile=True)
+    fast = run(sampler, energy, x0, 4, thin=1, generator=_gen(torch.device("cpu"), 2))
+    assert not sampler._kernels.failed
+    torch.testing.assert_close(fast.samples, eager.samples)  # kept states are not overwritten
+    assert sampler._kernels.reuses_outputs
+
+
+def test_improved_cd_keeps_its_last_transition_under_reused_outputs(cuda_graph_outputs):
+    energy = _Quadratic()
+    x = torch.randn(16, 2, generator=_gen(torch.device("cpu")), dtype=torch.float64)
+    results = []
+    for compile_ in (False, True):
+        cd = ContrastiveDivergence(
+            Langevin(0.1, compile=compile_), n_steps=3, mode="cd", kl_weight=1.0
+        )
+        _, _, (before, after, _) = cd._negatives(
+            energy, x, None, _gen(torch.device("cpu"), 3), True
+        )
+        assert before.x.data_ptr() != after.x.data_ptr()
+        loss, diag, _ = cd(energy, x, None, generator=_gen(torch.device("cpu"), 3))
+        (grad,) = torch.autograd.grad(loss, energy.scale)
+        results.append((before.x, after.x, diag.kl, grad))
+    for eager, fast in zip(*results, strict=True):
+        torch.testing.assert_close(fast, eager)
+
+
 def test_gaussian_mixture_built_on_device(dev):
     mix = GaussianMixture(
         torch.ones(2, device=dev), torch.tensor([[-2.0, 0.0], [2.0, 0.0]], device=dev), 0.25

@@ -7,7 +7,10 @@ Otherwise the compiled kernels fuse the energy's forward and backward passes (an
 Langevin, the update) into one graph; randomness stays outside, drawn from the
 caller's explicit generator, so results are the same chains in distribution
 (and equal up to floating-point reassociation). On CUDA the ``reduce-overhead``
-mode records CUDA graphs for static shapes. If compilation fails (no C++
+mode records CUDA graphs for static shapes; their outputs live in buffers that
+the next replay overwrites (:attr:`CompiledKernels.reuses_outputs`), so a
+sampler whose states are the kernel's outputs must copy them before a caller
+keeps one. If compilation fails (no C++
 compiler, an energy dynamo cannot trace...), a ``RuntimeWarning`` is issued
 once and the eager path is used.
 """
@@ -44,6 +47,11 @@ def _value_and_grad_fn(energy: EnergyFn) -> Callable[[Tensor], tuple[Tensor, Ten
     return energy_and_grad
 
 
+def _compile_mode(device_type: str) -> str:
+    """``torch.compile`` mode: ``reduce-overhead`` (CUDA graphs) on CUDA, else ``default``."""
+    return "reduce-overhead" if device_type == "cuda" else "default"
+
+
 class CompiledKernels:
     """Per-energy cache of compiled kernels with an eager fallback.
 
@@ -51,6 +59,10 @@ class CompiledKernels:
         build: ``build(energy_and_grad_fn) -> kernel``: wraps the traced
             value-and-gradient function into the kernel to compile.
         eager: The kernel to use when compilation is off or has failed.
+
+    Attributes:
+        reuses_outputs: Whether the current kernel returns the same output
+            buffers at every call (CUDA graphs), overwriting the previous results.
     """
 
     def __init__(self, build: Callable[[Callable[..., Any]], Kernel], eager: Kernel) -> None:
@@ -60,6 +72,7 @@ class CompiledKernels:
         self._kernel: Kernel | None = None
         self._device_type = ""
         self.failed = False
+        self.reuses_outputs = False
 
     def __call__(self, energy: EnergyFn, *args: Tensor) -> Any:
         if self.failed:
@@ -70,10 +83,12 @@ class CompiledKernels:
             fused = getattr(energy, "fused_energy_and_grad", None)
             if device_type == "cpu" and callable(fused):
                 self._kernel = self.build(fused)
+                self.reuses_outputs = False
             else:
                 kernel = self.build(_value_and_grad_fn(energy))
-                mode = "reduce-overhead" if device_type == "cuda" else "default"
+                mode = _compile_mode(device_type)
                 self._kernel = torch.compile(kernel, dynamic=False, mode=mode)
+                self.reuses_outputs = mode == "reduce-overhead"
             self._device_type = device_type
             try:
                 self._energy = weakref.ref(energy)
@@ -84,6 +99,7 @@ class CompiledKernels:
                 return self._kernel(*args)
         except Exception as exc:
             self.failed = True
+            self.reuses_outputs = False
             warnings.warn(
                 f"torch.compile fast path unavailable ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:160]}); using the eager sampler",
@@ -100,4 +116,5 @@ class CompiledKernels:
             "_kernel": None,
             "_device_type": "",
             "failed": self.failed,
+            "reuses_outputs": False,
         }

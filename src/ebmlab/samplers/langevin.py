@@ -165,6 +165,11 @@ class Langevin:
         noise = torch.empty_like(x).normal_(generator=generator)
         if self.compile:
             x_new, e, g = self._kernels(energy, x, state.grad, noise)
+            if self._kernels.reuses_outputs:
+                # CUDA graphs write every replay into the same buffers: without a copy, a
+                # state kept by the caller (run(..., thin>0), improved CD's last step)
+                # would be overwritten by the next step.
+                x_new, e, g = x_new.clone(), e.clone(), g.clone()
         else:
             x_new, e, g = self._eager_kernel(energy, x, state.grad, noise)
         return LangevinState(x_new, e, g), self._info(x)
