@@ -108,9 +108,7 @@ def test_gibbs_chain_sample_is_not_taken_for_exact(generator):
     est = bdmc_log_z(rbm, n_chains=32, n_temperatures=30, n_posterior_steps=5, generator=generator)
     assert est.details["samples"] != "exact"
     assert est.details["samples_exact"] is False
-    exact = bdmc_log_z(
-        correlated_gaussian(2), n_chains=16, n_temperatures=10, generator=generator
-    )
+    exact = bdmc_log_z(correlated_gaussian(2), n_chains=16, n_temperatures=10, generator=generator)
     assert exact.details["samples"] == "exact" and exact.details["samples_exact"] is True
 
 
