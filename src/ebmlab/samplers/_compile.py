@@ -10,9 +10,8 @@ caller's explicit generator, so results are the same chains in distribution
 mode records CUDA graphs for static shapes; their outputs live in buffers that
 the next replay overwrites (:attr:`CompiledKernels.reuses_outputs`), so a
 sampler whose states are the kernel's outputs must copy them before a caller
-keeps one. If compilation fails (no C++
-compiler, an energy dynamo cannot trace...), a ``RuntimeWarning`` is issued
-once and the eager path is used.
+keeps one. If compilation fails (no C++ compiler, an energy dynamo cannot
+trace...), a ``RuntimeWarning`` is issued once and the eager path is used.
 """
 
 from __future__ import annotations

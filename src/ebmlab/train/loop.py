@@ -432,7 +432,7 @@ def fit(
                     f"regularizer (objective.alpha > 0)"
                 )
             optimizer.step()
-            if own is not None and step == start and is_distributed():
+            if own is not None and step == 0 and is_distributed():
                 # The first call may have initialized them from this rank's batch (NCE's
                 # log_z): one average makes every rank hold the same values from now on.
                 average_([t for t in (*own.parameters(), *own.buffers()) if t.is_floating_point()])
