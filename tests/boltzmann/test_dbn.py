@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ebmlab.models import DBN, BernoulliRBM
-from ebmlab.models.rbm import enumerate_binary
+from ebmlab.boltzmann import DBN, BernoulliRBM, enumerate_binary
 from helpers import assert_tv_below
 
 F64 = torch.float64

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ebmlab.models import HopfieldNetwork, ModernHopfield
+from ebmlab.boltzmann import HopfieldNetwork, ModernHopfield
 
 F64 = torch.float64
 

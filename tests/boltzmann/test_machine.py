@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ebmlab.models import BoltzmannMachine, fit_cd
-from ebmlab.models.rbm import enumerate_binary
+from ebmlab.boltzmann import BoltzmannMachine, enumerate_binary, fit_cd
 from helpers import assert_tv_below
 
 F64 = torch.float64

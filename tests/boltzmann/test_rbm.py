@@ -15,8 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from ebmlab.models import RBM, BernoulliRBM, CDTrainer, GaussianBernoulliRBM, fit_cd
-from ebmlab.models.rbm import enumerate_binary, parse_training
+from ebmlab.boltzmann import (
+    RBM,
+    BernoulliRBM,
+    CDTrainer,
+    GaussianBernoulliRBM,
+    enumerate_binary,
+    fit_cd,
+    parse_training,
+)
 from ebmlab.partition import quadrature_log_z
 from helpers import assert_ks_marginals, assert_tv_below, mixture_marginal_cdf
 
@@ -56,7 +63,7 @@ def test_bernoulli_free_energy_gradcheck():
             rbm.weight.copy_(weight)
             rbm.visible_bias.copy_(visible_bias)
             rbm.hidden_bias.copy_(hidden_bias)
-        from ebmlab.models.rbm import _BernoulliFreeEnergy
+        from ebmlab.boltzmann.rbm import _BernoulliFreeEnergy
 
         return _BernoulliFreeEnergy.apply(v, weight, visible_bias, hidden_bias)
 

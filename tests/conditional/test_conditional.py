@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ebmlab.models.conditional import (
+from ebmlab.conditional import (
     ConditionalEnergy,
     DiscreteConditionalEnergy,
     JointEmbeddingEnergy,

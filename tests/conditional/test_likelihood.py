@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F_
 from torch import nn
 
-from ebmlab.models.conditional import gibbs_conditional
-from ebmlab.models.likelihood import (
+from ebmlab.conditional import (
     BernoulliEnergy,
     CategoricalEnergy,
     ExponentialEnergy,
     GaussianEnergy,
     fit_likelihood,
     fit_mle,
+    gibbs_conditional,
 )
 
 

@@ -11,8 +11,8 @@ import torch
 from sklearn.neural_network import BernoulliRBM as SklearnRBM
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from ebmlab.boltzmann import enumerate_binary
 from ebmlab.estimators import BernoulliRBM
-from ebmlab.models.rbm import enumerate_binary
 
 #: Every generic check passes; none is expected to fail.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ebmlab.models import IsingDenoiser, flip_pixels, pixel_error
-from ebmlab.models.denoise import METHODS
+from ebmlab.lattice import IsingDenoiser, flip_pixels, pixel_error
+from ebmlab.lattice.denoise import METHODS
 from helpers import assert_binomial_proportions
 
 ROOT = Path(__file__).parents[2]

@@ -7,10 +7,12 @@ import math
 import pytest
 import torch
 
-from ebmlab.models import CRITICAL_TEMPERATURE, IsingModel, PottsModel
-from ebmlab.models.ising import greedy_coloring
-from ebmlab.models.observables import (
+from ebmlab.lattice import (
+    CRITICAL_TEMPERATURE,
+    IsingModel,
+    PottsModel,
     estimate_observables,
+    greedy_coloring,
     kaufman_log_z,
     kaufman_observables,
     onsager_energy,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ebmlab.cli import main
-from ebmlab.models.observables import onsager_magnetization
+from ebmlab.lattice import onsager_magnetization
 
 KEYS = ("magnetization", "energy_per_spin", "susceptibility", "specific_heat")
 

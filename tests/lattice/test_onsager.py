@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from ebmlab.models import CRITICAL_TEMPERATURE, IsingModel
-from ebmlab.models.observables import (
+from ebmlab.lattice import (
+    CRITICAL_TEMPERATURE,
+    IsingModel,
     estimate_observables,
     kaufman_observables,
     onsager_energy,

@@ -22,11 +22,11 @@ References:
 
 from __future__ import annotations
 
-__all__ = ["rbm_ais_log_z", "sm_schedule"]
+__all__ = ["AnnealableRBM", "rbm_ais_log_z", "sm_schedule"]
 
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +34,29 @@ from torch import Tensor
 
 from ..partition.estimate import Estimate, weight_stats
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .rbm import RBM
+
+class AnnealableRBM(Protocol):
+    """What the annealing needs of an RBM (:class:`ebmlab.boltzmann.rbm.RBM` has it)."""
+
+    weight: Tensor
+    domain: str
+    n_visible: int
+
+    def _ais_base(
+        self, n: int, base_visible_bias: Tensor | None, generator: torch.Generator | None
+    ) -> tuple[Tensor, float]: ...
+
+    def _ais_stats(
+        self, v: Tensor, base_visible_bias: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]: ...
+
+    def _ais_transition(
+        self,
+        a: Tensor,
+        beta: float,
+        base_visible_bias: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Tensor: ...
 
 
 def sm_schedule(n_betas: int, *, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -79,7 +100,7 @@ def _base_bias_from_data(data: Tensor) -> Tensor:
 
 @torch.no_grad()
 def rbm_ais_log_z(
-    rbm: RBM,
+    rbm: AnnealableRBM,
     *,
     n_chains: int = 100,
     n_betas: int = 1000,
@@ -92,8 +113,8 @@ def rbm_ais_log_z(
     """``log Z`` of an RBM by annealed importance sampling.
 
     Arguments:
-        rbm: A :class:`~ebmlab.models.BernoulliRBM` or
-            :class:`~ebmlab.models.GaussianBernoulliRBM`.
+        rbm: A :class:`~ebmlab.boltzmann.BernoulliRBM` or
+            :class:`~ebmlab.boltzmann.GaussianBernoulliRBM`.
         n_chains: Independent annealing runs (importance weights).
         n_betas: Annealing steps of the default schedule (:func:`sm_schedule`).
         betas: An explicit increasing schedule from 0 to 1 (overrides
@@ -112,7 +133,7 @@ def rbm_ais_log_z(
         ``details["log_weights"]``.
 
     Example:
-        >>> from ebmlab.models import BernoulliRBM
+        >>> from ebmlab.boltzmann import BernoulliRBM
         >>> g = torch.Generator().manual_seed(0)
         >>> rbm = BernoulliRBM(8, 4, weight_scale=0.5, generator=g)
         >>> est = rbm_ais_log_z(rbm, n_chains=50, n_betas=200, generator=g)

@@ -1,6 +1,6 @@
 """Deep belief network: RBMs stacked greedily, layer by layer.
 
-Layer ``l`` is a :class:`~ebmlab.models.BernoulliRBM` between representation
+Layer ``l`` is a :class:`~ebmlab.boltzmann.BernoulliRBM` between representation
 ``l`` and ``l + 1`` (the data is representation 0). Greedy training (Hinton,
 Osindero & Teh 2006) fits the first RBM to the data, then each next RBM to the
 hidden activation probabilities of the one below. The result is a generative
@@ -29,7 +29,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .rbm import BernoulliRBM, CDResult, fit_cd
+from .cd import CDResult, fit_cd
+from .rbm import BernoulliRBM
 
 
 class DBN(nn.Module):
@@ -98,11 +99,11 @@ class DBN(nn.Module):
             data: Binary (or ``[0, 1]``) data, shape ``(N, layer_sizes[0])``.
             n_epochs: Epochs per RBM (one number, or one per layer).
             generator: Random generator.
-            **cd_kwargs: Passed to :func:`~ebmlab.models.fit_cd` (``batch_size``,
+            **cd_kwargs: Passed to :func:`~ebmlab.boltzmann.fit_cd` (``batch_size``,
                 ``learning_rate``, ``training``, ``momentum``, ...).
 
         Returns:
-            The :class:`~ebmlab.models.rbm.CDResult` of every layer, bottom first.
+            The :class:`~ebmlab.boltzmann.CDResult` of every layer, bottom first.
         """
         epochs = [int(n_epochs)] * len(self.rbms) if isinstance(n_epochs, int) else list(n_epochs)
         if len(epochs) != len(self.rbms):

@@ -9,7 +9,7 @@ Single-site Gibbs sampling draws each unit from
 ``p(x_i = 1 | x_rest) = sigmoid(b_i + sum_j W_ij x_j)`` (binary) or
 ``p(s_i = +1 | s_rest) = sigmoid(2 (b_i + sum_j W_ij s_j))`` (spin), in a
 systematic scan, vectorized over chains. Training is contrastive divergence
-(:func:`ebmlab.models.fit_cd`), whose gradient matches the moments
+(:func:`ebmlab.boltzmann.fit_cd`), whose gradient matches the moments
 ``E[x_i x_j]`` of data and model.
 
 References:
@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..energies.base import Energy
 from ..partition.estimate import Estimate
-from .rbm import MAX_ENUMERATION_UNITS, _enumerate_log_sum_exp, _gdev
+from .enumeration import MAX_ENUMERATION_UNITS, _enumerate_log_sum_exp, _gdev
 
 _VALUES = {"binary": (0.0, 1.0), "spin": (-1.0, 1.0)}
 

@@ -1,4 +1,4 @@
-"""Restricted Boltzmann machines: Bernoulli-Bernoulli and Gaussian-Bernoulli.
+"""Restricted Boltzmann machines: the RBM base class and the Bernoulli-Bernoulli RBM.
 
 An RBM couples visible units ``v`` and binary hidden units ``h`` with no
 visible-visible or hidden-hidden connections. Bernoulli-Bernoulli:
@@ -18,12 +18,12 @@ probable). The structure is exposed as methods (:meth:`RBM.sample_hidden`,
 :meth:`RBM.sample_visible`, :meth:`RBM.free_energy`,
 :meth:`RBM.hidden_free_energy`), so block Gibbs sampling, exact enumeration of
 the smaller layer (at most 26 units) and annealed importance sampling
-(:mod:`ebmlab.models._rbm_ais`) need no special cases.
+(:mod:`ebmlab.boltzmann.ais`) need no special cases. The Gaussian-Bernoulli RBM
+lives in :mod:`ebmlab.boltzmann.gaussian_rbm`.
 
-Training is contrastive divergence: :class:`CDTrainer` (one update at a time) and
-:func:`fit_cd` (epochs over a data set) work with any model offering
-``free_energy(v)`` and ``gibbs(v, n_steps, generator=)``, the fully visible
-:class:`~ebmlab.models.BoltzmannMachine` included.
+Training is contrastive divergence (:mod:`ebmlab.boltzmann.cd`): :class:`CDTrainer`
+(one update at a time) and :func:`fit_cd` (epochs over a data set) work with any
+model offering ``free_energy(v)`` and ``gibbs(v, n_steps, generator=)``.
 
 References:
     Smolensky (1986); Hinton (2002), "Training products of experts by minimizing
@@ -37,25 +37,12 @@ References:
 
 from __future__ import annotations
 
-__all__ = [
-    "LR_SCHEDULES",
-    "MAX_ENUMERATION_UNITS",
-    "RBM",
-    "BernoulliRBM",
-    "CDResult",
-    "CDStepInfo",
-    "CDTrainer",
-    "GaussianBernoulliRBM",
-    "enumerate_binary",
-    "fit_cd",
-    "parse_training",
-]
+__all__ = ["RBM", "BernoulliRBM"]
 
 import math
-import re
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -63,83 +50,8 @@ from torch import Tensor, nn
 
 from ..energies.base import Energy
 from ..partition.estimate import Estimate
-
-#: Largest layer that :meth:`RBM.exact_log_z` enumerates (``2**26`` states).
-MAX_ENUMERATION_UNITS = 26
-
-#: Learning-rate schedules of :func:`fit_cd`: constant, or linear decay to 0.
-LR_SCHEDULES = ("constant", "linear")
-
-
-def enumerate_binary(
-    n_units: int,
-    start: int = 0,
-    stop: int | None = None,
-    *,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-) -> Tensor:
-    """Binary configurations number ``start .. stop - 1`` of ``n_units`` units.
-
-    State ``i`` holds the bits of ``i``, the first unit most significant.
-
-    Arguments:
-        n_units: Number of binary units (at most 62).
-        start: First state index.
-        stop: One past the last (default ``2 ** n_units``).
-        dtype: Floating dtype of the result.
-        device: Device of the result.
-
-    Returns:
-        States in {0, 1}, shape ``(stop - start, n_units)``.
-
-    Example:
-        >>> enumerate_binary(2)
-        tensor([[0., 0.],
-                [0., 1.],
-                [1., 0.],
-                [1., 1.]])
-    """
-    if not 0 <= n_units <= 62:
-        raise ValueError(f"n_units must be in [0, 62], got {n_units}")
-    stop = 2**n_units if stop is None else stop
-    if not 0 <= start <= stop <= 2**n_units:
-        raise ValueError(f"need 0 <= start <= stop <= {2**n_units}, got {start}, {stop}")
-    idx = torch.arange(start, stop, device=device, dtype=torch.int64)
-    shifts = torch.arange(n_units - 1, -1, -1, device=device, dtype=torch.int64)
-    return ((idx[:, None] >> shifts) & 1).to(dtype or torch.get_default_dtype())
-
-
-def _enumerate_log_sum_exp(
-    energy_fn: Callable[[Tensor], Tensor],
-    n_units: int,
-    *,
-    dtype: torch.dtype,
-    device: torch.device | str | None,
-    chunk_size: int = 2**16,
-    values: tuple[float, float] = (0.0, 1.0),
-) -> float:
-    """``log sum_x exp(-energy_fn(x))`` over all binary ``x``, streamed in chunks.
-
-    ``values`` maps the bits 0 and 1 (``(-1, 1)`` for spins).
-    """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    total = 2**n_units
-    running = torch.tensor(-math.inf, dtype=torch.float64, device=device)
-    lo, hi = values
-    with torch.no_grad():
-        for start in range(0, total, chunk_size):
-            states = enumerate_binary(
-                n_units, start, min(total, start + chunk_size), dtype=dtype, device=device
-            )
-            if (lo, hi) != (0.0, 1.0):
-                states = lo + (hi - lo) * states
-            running = torch.logaddexp(running, torch.logsumexp(-energy_fn(states).double(), 0))
-    value = float(running)
-    if not math.isfinite(value):
-        raise ValueError(f"log Z by enumeration is {value}: the energy returned non-finite values")
-    return value
+from .ais import rbm_ais_log_z
+from .enumeration import MAX_ENUMERATION_UNITS, _bernoulli, _enumerate_log_sum_exp, _gdev
 
 
 class _BernoulliFreeEnergy(torch.autograd.Function):
@@ -173,16 +85,6 @@ class _BernoulliFreeEnergy(torch.autograd.Function):
         if ctx.needs_input_grad[3]:
             grad_c = -gp.sum(0)
         return grad_v, grad_w, grad_b, grad_c
-
-
-def _gdev(generator: torch.Generator | None) -> torch.device:
-    """The device random numbers of ``generator`` live on (CPU for ``None``)."""
-    return generator.device if generator is not None else torch.device("cpu")
-
-
-def _bernoulli(p: Tensor, generator: torch.Generator | None) -> Tensor:
-    # torch.bernoulli(p, generator=g) is exact and vectorized; p in [0, 1].
-    return torch.bernoulli(p, generator=generator)
 
 
 class RBM(Energy):
@@ -486,10 +388,8 @@ class RBM(Energy):
     ) -> Estimate:
         """``log Z`` by the annealed importance sampling of Salakhutdinov & Murray (2008).
 
-        See :func:`ebmlab.models._rbm_ais.rbm_ais_log_z` for the arguments.
+        See :func:`ebmlab.boltzmann.ais.rbm_ais_log_z` for the arguments.
         """
-        from ._rbm_ais import rbm_ais_log_z
-
         return rbm_ais_log_z(
             self,
             n_chains=n_chains,
@@ -635,416 +535,3 @@ class BernoulliRBM(RBM):
         h = _bernoulli(torch.sigmoid(beta * a), generator)
         logits = (1.0 - beta) * b0 + beta * torch.addmm(self.visible_bias, h, self.weight)
         return _bernoulli(torch.sigmoid(logits), generator)
-
-
-class GaussianBernoulliRBM(RBM):
-    """RBM with real visible units (Gaussian given ``h``) and binary hidden units.
-
-    ``p(v | h) = N(b + sigma * (W^T h), sigma^2)`` and
-    ``p(h_j = 1 | v) = sigmoid(c_j + W_j (v / sigma))``. The standard deviations
-    are ``exp(log_sigma)``, learned when ``learn_sigma`` (else a fixed buffer,
-    1 by default: standardize the data first).
-
-    Arguments:
-        n_visible: Number of visible units.
-        n_hidden: Number of hidden units.
-        sigma: Initial standard deviation of the visible units (``> 0``).
-        learn_sigma: Make ``log_sigma`` a trained parameter.
-        **kwargs: See :class:`RBM`.
-
-    Example:
-        >>> g = torch.Generator().manual_seed(0)
-        >>> rbm = GaussianBernoulliRBM(4, 3, generator=g)
-        >>> v = torch.randn(5, 4, generator=g)
-        >>> rbm(v).shape, rbm.sample_visible(rbm.sample_hidden(v, g), g).shape
-        (torch.Size([5]), torch.Size([5, 4]))
-        >>> rbm.log_z().method
-        'exact'
-    """
-
-    domain = "continuous"
-
-    def __init__(
-        self,
-        n_visible: int,
-        n_hidden: int,
-        *,
-        sigma: float = 1.0,
-        learn_sigma: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(n_visible, n_hidden, **kwargs)
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}")
-        log_sigma = torch.full_like(self.visible_bias.detach(), math.log(sigma))
-        if learn_sigma:
-            self.log_sigma = nn.Parameter(log_sigma)
-        else:
-            self.register_buffer("log_sigma", log_sigma)
-
-    @property
-    def sigma(self) -> Tensor:
-        """Standard deviations of the visible units, shape ``(n_visible,)``."""
-        return self.log_sigma.exp()
-
-    def extra_repr(self) -> str:
-        learn = isinstance(self.log_sigma, nn.Parameter)
-        return f"{super().extra_repr()}, learn_sigma={learn}"
-
-    def _visible_input(self, v: Tensor) -> Tensor:
-        return v / self.sigma
-
-    def _visible_bias_grad_scale(self) -> Tensor | float:
-        return torch.exp(-2 * self.log_sigma)
-
-    def visible_mean(self, h: Tensor) -> Tensor:
-        """``E[v | h] = b + sigma * (W^T h)``, shape ``(N, n_visible)``."""
-        return self.visible_bias + self.sigma * (self._as_param(h) @ self.weight)
-
-    def sample_visible(self, h: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``v ~ N(b + sigma * (W^T h), sigma^2)``, shape ``(N, n_visible)``."""
-        return self._sample_visible(self._as_param(h), generator)
-
-    def _sample_visible(self, h: Tensor, generator: torch.Generator | None) -> Tensor:
-        mean = self.visible_mean(h)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        return mean + self.sigma * noise
-
-    def energy(self, v: Tensor, h: Tensor) -> Tensor:
-        """``E(v, h) = sum (v - b)^2 / (2 sigma^2) - c h - h W (v / sigma)``, shape ``(N,)``."""
-        v, h = self._as_param(v), self._as_param(h)
-        quad = (((v - self.visible_bias) / self.sigma) ** 2).sum(-1) / 2
-        return quad - h @ self.hidden_bias - ((h @ self.weight) * (v / self.sigma)).sum(-1)
-
-    def free_energy(self, v: Tensor) -> Tensor:
-        """``F(v) = sum (v - b)^2 / (2 sigma^2) - sum_j softplus(c_j + W_j v / sigma)``."""
-        self.check_input(v)
-        v = self._as_param(v)
-        quad = (((v - self.visible_bias) / self.sigma) ** 2).sum(-1) / 2
-        return quad - F.softplus(self.hidden_logits(v)).sum(-1)
-
-    def _log_normalizer_gap(self) -> float:
-        return 0.5 * self.n_visible * math.log(2 * math.pi) + float(self.log_sigma.sum())
-
-    def hidden_free_energy(self, h: Tensor) -> Tensor:
-        """``-log int exp(-E(v, h)) dv`` with ``u = W^T h``:
-        ``-c h - sum_i (b_i u_i / sigma_i + u_i^2 / 2) - sum_i log(sqrt(2 pi) sigma_i)``.
-        """
-        h = self._as_param(h)
-        u = h @ self.weight
-        inner = (self.visible_bias / self.sigma * u + u * u / 2).sum(-1)
-        return -(h @ self.hidden_bias) - inner - self._log_normalizer_gap()
-
-    def _ais_base(
-        self, n: int, base_visible_bias: Tensor | None, generator: torch.Generator | None
-    ) -> tuple[Tensor, float]:
-        shape = (n, self.n_visible)
-        eps = torch.randn(
-            shape, generator=generator, dtype=self.weight.dtype, device=self.weight.device
-        )
-        v = self.visible_bias + self.sigma * eps
-        return v, self._log_normalizer_gap() + self.n_hidden * math.log(2.0)
-
-    def _ais_stats(
-        self, v: Tensor, base_visible_bias: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        quad = -(((v - self.visible_bias) / self.sigma) ** 2).sum(-1) / 2
-        return self.hidden_logits(v), quad, quad
-
-    def _ais_transition(
-        self,
-        a: Tensor,
-        beta: float,
-        base_visible_bias: Tensor | None,
-        generator: torch.Generator | None,
-    ) -> Tensor:
-        h = _bernoulli(torch.sigmoid(beta * a), generator)
-        mean = self.visible_bias + self.sigma * (beta * (h @ self.weight))
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        return mean + self.sigma * noise
-
-
-# -- contrastive divergence --------------------------------------------------
-
-
-def parse_training(training: str) -> tuple[str, int]:
-    """Parse a training mode: ``"pcd"``, ``"cd"``, ``"cd-k"`` or ``"pcd-k"``.
-
-    Returns:
-        ``(mode, k)`` with ``mode`` in ``{"cd", "pcd"}`` and ``k >= 1`` Gibbs
-        steps per update.
-
-    Example:
-        >>> parse_training("cd-5"), parse_training("pcd")
-        (('cd', 5), ('pcd', 1))
-    """
-    match = re.fullmatch(r"(p?cd)(?:-(\d+))?", str(training))
-    if match is None or (match.group(2) is not None and int(match.group(2)) < 1):
-        raise ValueError(
-            "training must be 'pcd', 'cd', 'cd-k' or 'pcd-k' with k >= 1 Gibbs steps "
-            f"(e.g. 'cd-1'), got {training!r}"
-        )
-    return match.group(1), int(match.group(2) or 1)
-
-
-class CDStepInfo(NamedTuple):
-    """Diagnostics of one contrastive-divergence update (0-d tensors).
-
-    Attributes:
-        free_energy_pos: Mean free energy of the data batch.
-        free_energy_neg: Mean free energy of the negatives.
-        gap: ``free_energy_neg - free_energy_pos``: large when the chains lag.
-    """
-
-    free_energy_pos: Tensor
-    free_energy_neg: Tensor
-    gap: Tensor
-
-
-class CDTrainer:
-    """Contrastive divergence (CD-k) or persistent CD for models with a free energy.
-
-    Each :meth:`step` draws negatives by block Gibbs sampling
-    (``model.gibbs(v, k, generator=)``): from the data batch (``"cd-k"``) or from
-    persistent chains (``"pcd-k"``, Tieleman 2008), then descends
-    ``mean F(v+) - mean F(v-)``, whose gradient is the maximum-likelihood
-    gradient with the model expectation replaced by the negatives. The
-    gradient comes from the model's ``cd_grads(v_pos, v_neg)`` when its
-    ``cd_parameters()`` are all the trained parameters (the hand-written RBM
-    gradients), else from autograd. Updates are SGD with
-    momentum (``buf = momentum * buf + grad``, ``p -= lr * buf``); weight
-    decay (L2) applies to matrices only, never to biases.
-
-    Arguments:
-        model: A module with ``free_energy(v) -> (N,)`` and
-            ``gibbs(v, n_steps, generator=)`` (an :class:`RBM`, a
-            :class:`~ebmlab.models.BoltzmannMachine`).
-        learning_rate: Step size on the batch-mean gradient.
-        training: ``"pcd"`` (default), ``"cd"``, ``"cd-k"`` or ``"pcd-k"``.
-        n_chains: Persistent chains (default: the first batch's size).
-        momentum: SGD momentum in ``[0, 1)``.
-        weight_decay: L2 penalty on weight matrices (``>= 0``).
-        chains: Starting persistent chains ``(n_chains, *event_shape)``
-            (default: rows of the first batch).
-
-    Attributes:
-        chains: The persistent chains (``"pcd"``), ``None`` before the first step.
-        last_info: The :class:`CDStepInfo` of the last step that computed one.
-
-    Example:
-        >>> g = torch.Generator().manual_seed(0)
-        >>> rbm = BernoulliRBM(6, 4, generator=g)
-        >>> trainer = CDTrainer(rbm, learning_rate=0.1, training="cd-1")
-        >>> info = trainer.step(torch.ones(8, 6), generator=g)
-        >>> info.gap.shape
-        torch.Size([])
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        learning_rate: float = 0.1,
-        training: str = "pcd",
-        n_chains: int | None = None,
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
-        chains: Tensor | None = None,
-    ) -> None:
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        if n_chains is not None and int(n_chains) < 1:
-            raise ValueError(f"n_chains must be >= 1, got {n_chains}")
-        self.model = model
-        self.mode, self.k = parse_training(training)
-        self.learning_rate = float(learning_rate)
-        self.momentum = float(momentum)
-        self.weight_decay = float(weight_decay)
-        self.n_chains = None if n_chains is None else int(n_chains)
-        self.chains = chains
-        self.params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
-        self.buffers: list[Tensor] | None = None
-        self.last_info: CDStepInfo | None = None
-        fast = getattr(model, "cd_parameters", None)
-        fast_params = fast() if callable(fast) else None
-        self.is_fast = fast_params is not None and [id(p) for p in fast_params] == [
-            id(p) for p in self.params
-        ]
-
-    def negatives(self, v_pos: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """Negatives for one batch (advances the persistent chains in ``"pcd"``)."""
-        model: Any = self.model
-        if self.mode == "cd":
-            return model.gibbs(v_pos, self.k, generator=generator)  # type: ignore[no-any-return]
-        if self.chains is None:
-            n = self.n_chains or v_pos.shape[0]
-            idx = torch.randint(v_pos.shape[0], (n,), generator=generator, device=_gdev(generator))
-            self.chains = v_pos[idx.to(v_pos.device)].clone()
-        self.chains = model.gibbs(self.chains, self.k, generator=generator)
-        return self.chains
-
-    def _grads(self, v_pos: Tensor, v_neg: Tensor) -> list[Tensor]:
-        model: Any = self.model
-        if self.is_fast:
-            return model.cd_grads(v_pos, v_neg)  # type: ignore[no-any-return]
-        with torch.enable_grad():
-            loss = model.free_energy(v_pos).mean() - model.free_energy(v_neg).mean()
-            out = torch.autograd.grad(loss, self.params, allow_unused=True)
-        return [
-            torch.zeros_like(p) if g is None else g for p, g in zip(self.params, out, strict=True)
-        ]
-
-    @torch.no_grad()
-    def step(
-        self,
-        v_pos: Tensor,
-        *,
-        generator: torch.Generator | None = None,
-        learning_rate: float | None = None,
-        return_info: bool = True,
-    ) -> CDStepInfo | None:
-        """One update on a data batch ``(B, *event_shape)``.
-
-        Arguments:
-            v_pos: Data batch.
-            generator: Random generator for the Gibbs sampler.
-            learning_rate: Overrides the learning rate for this and later steps
-                (a schedule).
-            return_info: Compute the free energies of the batch and the
-                negatives (two extra passes) for the diagnostics.
-
-        Returns:
-            The :class:`CDStepInfo` of this update (``None`` without
-            ``return_info``).
-        """
-        if learning_rate is not None:
-            self.learning_rate = float(learning_rate)
-        v_neg = self.negatives(v_pos, generator=generator)
-        grads = self._grads(v_pos, v_neg)
-        if self.weight_decay > 0:
-            grads = [
-                g.add(p, alpha=self.weight_decay) if p.dim() >= 2 else g
-                for p, g in zip(self.params, grads, strict=True)
-            ]
-        if self.momentum > 0:
-            if self.buffers is None:
-                self.buffers = [torch.zeros_like(p) for p in self.params]
-            # buf = momentum * buf + grad, for all parameters in one call each
-            torch._foreach_mul_(self.buffers, self.momentum)
-            torch._foreach_add_(self.buffers, grads)
-            grads = self.buffers
-        torch._foreach_add_(self.params, grads, alpha=-self.learning_rate)
-        if not return_info:
-            return None
-        model: Any = self.model
-        fp, fn = model.free_energy(v_pos).mean(), model.free_energy(v_neg).mean()
-        self.last_info = CDStepInfo(fp, fn, fn - fp)
-        return self.last_info
-
-
-class CDResult(NamedTuple):
-    """What :func:`fit_cd` returns.
-
-    Attributes:
-        trainer: The :class:`CDTrainer` (persistent chains, optimizer state):
-            call :meth:`CDTrainer.step` to continue.
-        gaps: Free-energy gap ``mean F(v-) - mean F(v+)`` on the last batch of
-            each epoch.
-        seconds: Wall-clock training time.
-    """
-
-    trainer: CDTrainer
-    gaps: list[float]
-    seconds: float
-
-
-def _order(n: int, generator: torch.Generator | None, shuffle: bool) -> Tensor:
-    if shuffle:
-        return torch.randperm(n, generator=generator, device=_gdev(generator))
-    return torch.arange(n)
-
-
-def fit_cd(
-    model: nn.Module,
-    data: Tensor,
-    *,
-    n_epochs: int = 10,
-    batch_size: int = 10,
-    learning_rate: float = 0.1,
-    training: str = "pcd",
-    n_chains: int | None = None,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-    lr_schedule: str = "constant",
-    shuffle: bool = True,
-    generator: torch.Generator | None = None,
-    callback: Callable[[int, CDTrainer], None] | None = None,
-) -> CDResult:
-    """Train ``model`` in place by CD-k or persistent CD over ``n_epochs`` epochs.
-
-    Arguments:
-        model: An :class:`RBM` or any module with ``free_energy`` and ``gibbs``.
-        data: Training data, shape ``(N, *event_shape)``.
-        n_epochs: Passes over the data.
-        batch_size: Rows per update.
-        learning_rate: Initial step size on the batch-mean gradient.
-        training: ``"pcd"``, ``"cd"``, ``"cd-k"`` or ``"pcd-k"``.
-        n_chains: Persistent chains (default ``batch_size``).
-        momentum: SGD momentum in ``[0, 1)``.
-        weight_decay: L2 penalty on weight matrices.
-        lr_schedule: ``"constant"`` or ``"linear"`` (decays to 0 at the end).
-        shuffle: Visit the rows in a new random order every epoch.
-        generator: Random generator (order, chains, Gibbs sampling).
-        callback: Called as ``callback(epoch, trainer)`` after every epoch.
-
-    Returns:
-        A :class:`CDResult`.
-
-    Example:
-        >>> g = torch.Generator().manual_seed(0)
-        >>> data = torch.bernoulli(torch.full((40, 6), 0.3), generator=g)
-        >>> rbm = BernoulliRBM(6, 4, generator=g)
-        >>> result = fit_cd(rbm, data, n_epochs=2, batch_size=10, generator=g)
-        >>> len(result.gaps)
-        2
-    """
-    if int(n_epochs) < 0:
-        raise ValueError(f"n_epochs must be >= 0, got {n_epochs}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {lr_schedule!r}")
-    if data.dim() < 2 or data.shape[0] < 1:
-        raise ValueError(f"data must be (N, *event_shape) with N >= 1, got {tuple(data.shape)}")
-    t0 = time.perf_counter()
-    param = next(model.parameters())
-    data = data.to(dtype=param.dtype, device=param.device)
-    trainer = CDTrainer(
-        model,
-        learning_rate=learning_rate,
-        training=training,
-        n_chains=n_chains or batch_size,
-        momentum=momentum,
-        weight_decay=weight_decay,
-    )
-    n = data.shape[0]
-    n_updates = int(n_epochs) * math.ceil(n / int(batch_size))
-    t = 0
-    gaps: list[float] = []
-    for epoch in range(int(n_epochs)):
-        rows = data[_order(n, generator, shuffle).to(data.device)] if shuffle else data
-        batches = rows.split(int(batch_size))
-        for i, batch in enumerate(batches):
-            lr = learning_rate * (1 - t / n_updates) if lr_schedule == "linear" else None
-            last = i == len(batches) - 1
-            info = trainer.step(batch, generator=generator, learning_rate=lr, return_info=last)
-            t += 1
-            if info is not None:
-                gaps.append(float(info.gap))
-        if callback is not None:
-            callback(epoch, trainer)
-    return CDResult(trainer, gaps, time.perf_counter() - t0)

@@ -17,9 +17,10 @@ exact Gibbs distribution), :class:`JointEmbeddingEnergy` (``|G(x) - H(y)|^2``,
 the architecture that collapses under the plain energy loss),
 :class:`DiscreteConditionalEnergy` (one energy per class: negated logits) and
 :class:`LatentConditionalEnergy` (``F = min_z E(x, y, z)`` or the free energy
-``-1/beta log integral exp(-beta E(x, y, z)) dz``). Inference
-(:func:`infer`, :func:`gibbs_conditional`, :func:`sample_conditional`) and a
-small training loop (:func:`fit_conditional`) work on all of them.
+``-1/beta log integral exp(-beta E(x, y, z)) dz``), and :func:`make_mlp`, the
+network builder they share. Inference (:mod:`ebmlab.conditional.inference`), the
+loss functionals (:mod:`ebmlab.conditional.losses`) and the training loop
+(:mod:`ebmlab.conditional.fit`) work on all of them.
 
 References:
     LeCun, Y., Chopra, S., Hadsell, R., Ranzato, M. and Huang, F. J. (2006).
@@ -30,45 +31,27 @@ References:
 from __future__ import annotations
 
 __all__ = [
+    "REDUCTIONS",
     "ConditionalEnergy",
     "DiscreteConditionalEnergy",
-    "GibbsConditional",
     "JointEmbeddingEnergy",
     "LatentConditionalEnergy",
     "MLPConditionalEnergy",
-    "Modes",
     "QuadraticConditionalEnergy",
-    "cluster_answers",
-    "descend",
-    "fit_conditional",
-    "gibbs_conditional",
-    "infer",
     "latent_grid",
     "make_mlp",
-    "restart_points",
-    "sample_conditional",
 ]
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..energies.mlp import ACTIVATIONS
 from ..partition.quadrature import grid_points
-from ._conditional_inference import (
-    GibbsConditional,
-    Modes,
-    cluster_answers,
-    descend,
-    gibbs_conditional,
-    infer,
-    restart_points,
-    sample_conditional,
-)
+from .inference import descend
 
 # The smooth activations of MLPEnergy, plus ReLU: inference over y tolerates kinks.
 _ACTIVATIONS: dict[str, type[nn.Module]] = {**ACTIVATIONS, "relu": nn.ReLU}
@@ -568,88 +551,3 @@ class LatentConditionalEnergy(ConditionalEnergy):
             f"{super().extra_repr()}, latent_dim={self.latent_dim}, "
             f"reduction={self.reduction!r}, beta={self.beta}"
         )
-
-
-#: ``loss_fn(energy, x, y, generator) -> scalar`` for :func:`fit_conditional`.
-LossFn = Callable[[Any, Tensor, Tensor, "torch.Generator | None"], Tensor]
-
-
-def fit_conditional(
-    energy: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    loss: Any = "nll",
-    *,
-    n_steps: int = 500,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    generator: torch.Generator | None = None,
-    **loss_options: Any,
-) -> Tensor:
-    """Train a conditional energy on pairs ``(x, y)`` with a loss functional.
-
-    Adam on random minibatches (drawn with ``generator``). ``loss`` is a name
-    from :data:`ebmlab.objectives.LOSS_FUNCTIONALS` (built with
-    ``loss_options``, e.g. ``margin=1.0, bounds=(-2, 2)``), a
-    :class:`~ebmlab.objectives.LossFunctional`, or any callable
-    ``(energy, x, y, state, generator=...) -> (loss, diagnostics, state)``.
-
-    Arguments:
-        energy: The conditional energy (trained in place).
-        x: Inputs, shape ``(N, x_dim)``.
-        y: Answers, shape ``(N, y_dim)`` or ``(N,)`` class indices.
-        loss: The loss functional.
-        n_steps: Parameter updates.
-        batch_size: Pairs per update (at most ``N``).
-        lr: Adam's learning rate.
-        weight_decay: Adam's L2 penalty.
-        generator: Random generator for batches and the loss's searches.
-        **loss_options: Passed to the loss functional when ``loss`` is a name.
-
-    Returns:
-        The loss of every update, shape ``(n_steps,)``.
-
-    Raises:
-        TrainingDivergedError: When the loss becomes non-finite.
-
-    Example:
-        >>> F = QuadraticConditionalEnergy(2, 1)
-        >>> x = torch.randn(64, 2)
-        >>> losses = fit_conditional(F, x, x[:, :1], "nll", n_steps=5, bounds=(-4, 4))
-        >>> tuple(losses.shape)
-        (5,)
-    """
-    from ..errors import TrainingDivergedError
-    from ..objectives.loss_functionals import build_loss_functional
-
-    if x.shape[0] != y.shape[0] or x.shape[0] < 1:
-        raise ValueError(
-            f"x and y must hold the same number (>= 1) of rows, got {x.shape[0]} and {y.shape[0]}"
-        )
-    if int(n_steps) < 0 or int(batch_size) < 1 or not lr > 0:
-        raise ValueError(
-            f"need n_steps >= 0, batch_size >= 1, lr > 0; got {n_steps}, {batch_size}, {lr}"
-        )
-    objective = build_loss_functional(loss, **loss_options) if isinstance(loss, str) else loss
-    if loss_options and not isinstance(loss, str):
-        raise ValueError(f"loss options {sorted(loss_options)} need loss given by name")
-    params = [p for p in energy.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    n = x.shape[0]
-    b = min(int(batch_size), n)
-    losses = torch.empty(int(n_steps), dtype=torch.float64)
-    state = None
-    for t in range(int(n_steps)):
-        idx = torch.randint(n, (b,), generator=generator).to(x.device)
-        value, _, state = objective(energy, x[idx], y[idx], state, generator=generator)
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        losses[t] = float(value.detach())
-        if not math.isfinite(losses[t]):
-            raise TrainingDivergedError(
-                f"loss became {losses[t].item()} at update {t}: lower lr (now {lr}) or add "
-                "a y_scale term to the energy"
-            )
-    return losses

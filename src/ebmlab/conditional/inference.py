@@ -15,7 +15,7 @@ These functions work on any conditional energy (duck typing): a callable
 ``F(x, y) -> (N,)`` with ``x`` of shape ``(N, x_dim)``; continuous ``y`` has shape
 ``(N, y_dim)`` (attribute ``y_dim``), discrete ``y`` is a ``(N,)`` tensor of class
 indices (attribute ``n_classes``, method ``energies(x) -> (N, n_classes)``).
-Re-exported by :mod:`ebmlab.models.conditional`; import them from there.
+Re-exported by :mod:`ebmlab.conditional.energies`; import them from there.
 """
 
 from __future__ import annotations
@@ -410,7 +410,7 @@ def infer(
         :class:`Modes`, answers sorted by energy.
 
     Example:
-        >>> from ebmlab.models.conditional import QuadraticConditionalEnergy
+        >>> from ebmlab.conditional.energies import QuadraticConditionalEnergy
         >>> F = QuadraticConditionalEnergy(3, 2)
         >>> modes = infer(F, torch.randn(5, 3), generator=torch.Generator().manual_seed(0))
         >>> tuple(modes.y.shape), modes.n_modes.tolist()
@@ -504,7 +504,7 @@ def gibbs_conditional(
         A :class:`GibbsConditional`.
 
     Example:
-        >>> from ebmlab.models.conditional import DiscreteConditionalEnergy
+        >>> from ebmlab.conditional.energies import DiscreteConditionalEnergy
         >>> p = gibbs_conditional(DiscreteConditionalEnergy(4, 3), torch.randn(2, 4))
         >>> tuple(p.probs.shape), bool(torch.allclose(p.probs.sum(1), torch.ones(2)))
         ((2, 3), True)
@@ -576,7 +576,7 @@ def sample_conditional(
         indices (discrete).
 
     Example:
-        >>> from ebmlab.models.conditional import QuadraticConditionalEnergy
+        >>> from ebmlab.conditional.energies import QuadraticConditionalEnergy
         >>> y = sample_conditional(QuadraticConditionalEnergy(3, 2), torch.randn(4, 3), 10,
         ...                        n_steps=5)
         >>> tuple(y.shape)

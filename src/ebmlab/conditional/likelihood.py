@@ -42,7 +42,8 @@ import torch
 import torch.nn.functional as F_
 from torch import Tensor, nn
 
-from .conditional import ConditionalEnergy, DiscreteConditionalEnergy, fit_conditional, make_mlp
+from .energies import ConditionalEnergy, DiscreteConditionalEnergy, make_mlp
+from .fit import fit_conditional
 
 
 def _network(
@@ -177,7 +178,7 @@ class BernoulliEnergy(ConditionalEnergy):
 class CategoricalEnergy(DiscreteConditionalEnergy):
     """``F(x, k) = -s_k(x)``: softmax regression; the NLL is the cross-entropy.
 
-    A :class:`~ebmlab.models.conditional.DiscreteConditionalEnergy` with the
+    A :class:`~ebmlab.conditional.DiscreteConditionalEnergy` with the
     closed-form ``log Z = logsumexp(beta s)`` (default: linear logits).
 
     Example:
@@ -339,7 +340,7 @@ def fit_likelihood(
     ``optimizer="lbfgs"`` minimizes the full-data NLL with L-BFGS (strong
     Wolfe line search): precise, for data that fit in memory.
     ``optimizer="adam"`` takes minibatch steps
-    (:func:`~ebmlab.models.conditional.fit_conditional`).
+    (:func:`~ebmlab.conditional.fit_conditional`).
 
     Arguments:
         energy: One of the energies of this module (trained in place).

@@ -33,7 +33,7 @@ offending answers (or of every answer, weighted by its probability, for
 How the offending answer, the minimum and the free energy are found:
 discrete ``y``: exact enumeration. Continuous ``y``: with ``search="grid"``,
 on a grid over ``bounds`` (``y_dim`` up to 2); with ``search="descent"``, by
-multi-restart gradient descent (:func:`ebmlab.models.conditional.descend`),
+multi-restart gradient descent (:func:`ebmlab.conditional.inference.descend`),
 end points closer than ``epsilon`` to ``y_i`` being pushed out to distance
 ``epsilon``. The free energy uses the energy's closed-form ``log_z(x, beta)``
 when it has one, else enumeration or quadrature on the grid (``y_dim`` up to 3).
@@ -75,6 +75,7 @@ import torch.nn.functional as F_
 from torch import Tensor
 
 from ..partition.quadrature import grid_points
+from .inference import descend, restart_points
 
 
 class EnergyTerms(NamedTuple):
@@ -243,7 +244,7 @@ class LossFunctional:
         step_size: Initial step of the descent search.
 
     Example:
-        >>> from ebmlab.models.conditional import DiscreteConditionalEnergy
+        >>> from ebmlab.conditional.energies import DiscreteConditionalEnergy
         >>> F = DiscreteConditionalEnergy(4, 3)
         >>> hinge = LossFunctional("hinge", margin=0.5)
         >>> loss, diag, _ = hinge(F, torch.randn(8, 4), torch.randint(3, (8,)))
@@ -439,8 +440,6 @@ class LossFunctional:
         generator: torch.Generator | None,
     ) -> tuple[Tensor, Tensor]:
         """``(y_bar, y_min)``: most offending answer and lowest answer, detached."""
-        from ..models._conditional_inference import descend, restart_points
-
         n, d = y.shape
         r = self.n_restarts
         starts = restart_points(box, r, generator=generator, dtype=y.dtype, device=y.device)

@@ -70,7 +70,7 @@ class GibbsWithGradients:
             reads the energy's ``domain`` attribute and defaults to binary.
 
     Example:
-        >>> from ebmlab.models import IsingModel
+        >>> from ebmlab.lattice import IsingModel
         >>> model = IsingModel.lattice(4, beta=0.3)
         >>> sampler = GibbsWithGradients()
         >>> state = sampler.init(torch.ones(5, 4, 4), model)
