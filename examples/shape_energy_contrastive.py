@@ -33,13 +33,13 @@ import torch
 from sklearn.datasets import load_digits
 
 from ebmlab.conditional import (
+    LOSS_FUNCTIONALS,
     DiscreteConditionalEnergy,
     GaussianEnergy,
     MLPConditionalEnergy,
     fit_conditional,
     infer,
 )
-from ebmlab.objectives import LOSS_FUNCTIONALS
 
 torch.set_num_threads(1)  # small tensors: one thread is fastest
 g = torch.Generator().manual_seed(0)

@@ -9,17 +9,15 @@ import torch
 from torch import nn
 
 from ebmlab.conditional import (
+    LOSS_FUNCTIONALS,
     ConditionalEnergy,
     DiscreteConditionalEnergy,
-    JointEmbeddingEnergy,
-    QuadraticConditionalEnergy,
-    fit_conditional,
-)
-from ebmlab.objectives import (
-    LOSS_FUNCTIONALS,
     EnergyTerms,
+    JointEmbeddingEnergy,
     LossFunctional,
+    QuadraticConditionalEnergy,
     build_loss_functional,
+    fit_conditional,
 )
 
 CONTRASTIVE = ["perceptron", "hinge", "margin", "log", "lvq2", "mce", "square-square",

@@ -38,9 +38,14 @@ from ..partition.estimate import Estimate, weight_stats
 class AnnealableRBM(Protocol):
     """What the annealing needs of an RBM (:class:`ebmlab.boltzmann.rbm.RBM` has it)."""
 
-    weight: Tensor
-    domain: str
-    n_visible: int
+    @property
+    def weight(self) -> Tensor: ...
+
+    @property
+    def domain(self) -> str: ...
+
+    @property
+    def n_visible(self) -> int: ...
 
     def _ais_base(
         self, n: int, base_visible_bias: Tensor | None, generator: torch.Generator | None

@@ -100,6 +100,7 @@ class CDTrainer:
         last_info: The :class:`CDStepInfo` of the last step that computed one.
 
     Example:
+        >>> from ebmlab.boltzmann import BernoulliRBM
         >>> g = torch.Generator().manual_seed(0)
         >>> rbm = BernoulliRBM(6, 4, generator=g)
         >>> trainer = CDTrainer(rbm, learning_rate=0.1, training="cd-1")
@@ -273,6 +274,7 @@ def fit_cd(
         A :class:`CDResult`.
 
     Example:
+        >>> from ebmlab.boltzmann import BernoulliRBM
         >>> g = torch.Generator().manual_seed(0)
         >>> data = torch.bernoulli(torch.full((40, 6), 0.3), generator=g)
         >>> rbm = BernoulliRBM(6, 4, generator=g)

@@ -158,7 +158,3 @@ def __getattr__(name: str) -> Any:
         _warn(f"ebmlab.models.{name}", f"{target}.{name}")
         return getattr(importlib.import_module(target), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*MOVED_MODULES, *MOVED_NAMES])
