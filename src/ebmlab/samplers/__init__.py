@@ -13,7 +13,15 @@ import torch
 from torch import Tensor
 
 from .._types import EnergyFn
-from .base import RunResult, Sampler, metropolis_accept, run, select
+from .base import (
+    GradientState,
+    RunResult,
+    Sampler,
+    init_gradient_state,
+    metropolis_accept,
+    run,
+    select,
+)
 from .cluster import ClusterInfo, SwendsenWang, Wolff, connected_components
 from .gibbs import (
     BlockGibbs,
@@ -41,6 +49,7 @@ __all__ = [
     "GWGInfo",
     "GWGState",
     "GibbsWithGradients",
+    "GradientState",
     "HMCInfo",
     "HMCState",
     "Langevin",
@@ -58,6 +67,7 @@ __all__ = [
     "Wolff",
     "build_sampler",
     "connected_components",
+    "init_gradient_state",
     "leapfrog",
     "metropolis_accept",
     "run",
