@@ -49,9 +49,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ebmlab.conditional import GaussianEnergy, fit_conditional
 from ebmlab.estimators import EnergyRegressor
-from ebmlab.models.conditional import fit_conditional
-from ebmlab.models.likelihood import GaussianEnergy
 
 TOL = 0.1  # a prediction within this of a true branch is right
 ENERGY_GAP = 3.0  # nats: answers this much less probable than the best are dropped

@@ -128,7 +128,7 @@ class EbmlabImpl:
     def __init__(self, size: int, n_chains: int, beta: float, seed: int) -> None:
         import torch
 
-        from ebmlab.models import IsingModel
+        from ebmlab.lattice import IsingModel
         from ebmlab.samplers import CheckerboardGibbs
 
         self.torch = torch
@@ -371,8 +371,8 @@ def physics(quick: bool) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from ebmlab.models import IsingModel
-    from ebmlab.models.observables import (
+    from ebmlab.lattice import (
+        IsingModel,
         estimate_observables,
         kaufman_observables,
         onsager_energy,

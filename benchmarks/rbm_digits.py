@@ -12,7 +12,7 @@ epochs for every implementation:
   momentum 0.8, weight decay 1e-4.
 
 The held-out log-likelihood is exact for every model: ``log Z`` by enumerating
-the 2^16 or 2^20 hidden states (``ebmlab.models.BernoulliRBM.exact_log_z``),
+the 2^16 or 2^20 hidden states (``ebmlab.boltzmann.BernoulliRBM.exact_log_z``),
 applied to each implementation's fitted parameters. Each configuration runs
 with several seeds; implementations are interleaved in rounds (one seed of
 each, then the next) so that load on the machine hits all alike; the table
@@ -37,8 +37,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import BernoulliRBM as SklearnRBM
 
+from ebmlab.boltzmann import BernoulliRBM as RBMModel
 from ebmlab.estimators import BernoulliRBM
-from ebmlab.models import BernoulliRBM as RBMModel
 
 TUNED: dict[str, Any] = {
     "training": "cd-1",

@@ -169,7 +169,8 @@ def grid_rows(quick: bool) -> list[dict]:
 
 def _train_worker(r, world, steps, store, out, fast):
     from ebmlab.config import RunConfig
-    from ebmlab.runs import _prepare, _train
+    from ebmlab.runs.build import _prepare
+    from ebmlab.runs.training import _train
 
     torch.set_num_threads(1)
     if world > 1:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy.optimize import curve_fit
 
-from ebmlab.models import HopfieldNetwork, ModernHopfield
+from ebmlab.boltzmann import HopfieldNetwork, ModernHopfield
 
 ALPHA_C = 0.138
 THRESHOLD = 0.9

@@ -7,7 +7,7 @@ flipped with probability 0.1. The posterior
 
     p(x | y) ~ exp(J sum_<ij> x_i x_j + eta sum_i x_i y_i),  eta = atanh(1 - 2 * 0.1)
 
-is restored three ways (see ebmlab.models.denoise). The coupling J of each method
+is restored three ways (see ebmlab.lattice.denoise). The coupling J of each method
 is chosen on validation images (first 200 digits) from a small grid; the pixel
 error is reported on the next 500. The same is shown at the native 8x8 size,
 where strokes are one pixel wide and the prior can help only a little.
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from ebmlab.models import IsingDenoiser, flip_pixels, pixel_error
+from ebmlab.lattice import IsingDenoiser, flip_pixels, pixel_error
 
 FLIP = 0.1
 COUPLINGS = (0.3, 0.5, 0.8, 1.1)

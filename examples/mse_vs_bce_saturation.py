@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ebmlab.models.likelihood import BernoulliEnergy, GaussianEnergy
+from ebmlab.conditional import BernoulliEnergy, GaussianEnergy
 
 torch.set_num_threads(1)  # small tensors: one thread is fastest
 

@@ -23,8 +23,7 @@ from __future__ import annotations
 import torch
 
 from ebmlab.data import make_toy
-from ebmlab.energies import MLPEnergy
-from ebmlab.models.latent import KMeansEnergy, PCAEnergy, fit_energy_loss
+from ebmlab.energies import KMeansEnergy, MLPEnergy, PCAEnergy, fit_energy_loss
 
 torch.set_num_threads(1)  # small tensors: one thread is fastest
 g = torch.Generator().manual_seed(0)

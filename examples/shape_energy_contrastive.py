@@ -32,14 +32,14 @@ from __future__ import annotations
 import torch
 from sklearn.datasets import load_digits
 
-from ebmlab.models.conditional import (
+from ebmlab.conditional import (
+    LOSS_FUNCTIONALS,
     DiscreteConditionalEnergy,
+    GaussianEnergy,
     MLPConditionalEnergy,
     fit_conditional,
     infer,
 )
-from ebmlab.models.likelihood import GaussianEnergy
-from ebmlab.objectives import LOSS_FUNCTIONALS
 
 torch.set_num_threads(1)  # small tensors: one thread is fastest
 g = torch.Generator().manual_seed(0)

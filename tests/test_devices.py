@@ -14,8 +14,9 @@ import math
 import pytest
 import torch
 
+from ebmlab.boltzmann import BernoulliRBM
 from ebmlab.energies import Gaussian, GaussianMixture, MLPEnergy, energy_and_grad
-from ebmlab.models import BernoulliRBM, IsingModel
+from ebmlab.lattice import IsingModel
 from ebmlab.objectives import (
     ContrastiveDivergence,
     DenoisingScoreMatching,

@@ -91,7 +91,7 @@ def _under_torchrun() -> bool:
 def build_parser() -> argparse.ArgumentParser:
     """The ``ebmlab`` argument parser."""
     parser = _Parser(prog="ebmlab", description="Energy-based models: fit, sample, evaluate.")
-    from . import __version__
+    from ._version import __version__
 
     parser.add_argument("--version", action="version", version=f"ebmlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -405,7 +405,7 @@ def _logz(args: argparse.Namespace) -> int:
 
 def _ising(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .models.observables import run_ising
+    from .lattice import run_ising
 
     try:
         out = run_ising(

@@ -11,8 +11,8 @@ import torch
 from sklearn.neural_network import BernoulliRBM as SklearnRBM
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from ebmlab.boltzmann import enumerate_binary
 from ebmlab.estimators import BernoulliRBM
-from ebmlab.models.rbm import enumerate_binary
 
 #: Every generic check passes; none is expected to fail.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
@@ -146,7 +146,7 @@ def test_digits_20_hidden_beats_sklearn_at_the_same_epochs():
 def test_auto_log_z_computes_once_and_leaves_the_global_rng(monkeypatch, n_components, method):
     """log_z_method='auto' picks the method from the layer sizes, then computes log Z once,
     with the estimator's own generator (torch's global RNG is not advanced)."""
-    from ebmlab.models.rbm import RBM
+    from ebmlab.boltzmann import RBM
 
     calls: list[str] = []
     for name in ("exact_log_z", "ais_log_z"):

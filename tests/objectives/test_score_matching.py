@@ -173,7 +173,7 @@ def test_invalid_arguments():
 def test_registry_and_command_line_names_agree():
     from ebmlab.cli import OBJECTIVE_NAMES
     from ebmlab.config import ObjectiveConfig, RunConfig
-    from ebmlab.runs import _objective
+    from ebmlab.runs.build import _objective
 
     assert set(OBJECTIVE_NAMES) == set(OBJECTIVES)
     data = torch.randn(100, 2)

@@ -101,7 +101,7 @@ def test_approximate_posterior_samples_when_no_exact_sampler(generator):
 
 def test_gibbs_chain_sample_is_not_taken_for_exact(generator):
     """RBM.sample is a finite Gibbs chain: the reverse run must not call it exact."""
-    from ebmlab.models import BernoulliRBM
+    from ebmlab.boltzmann import BernoulliRBM
 
     rbm = BernoulliRBM(6, 4, weight_scale=1.0, generator=generator, dtype=torch.float64)
     assert callable(rbm.sample) and not getattr(rbm, "is_sample_exact", False)

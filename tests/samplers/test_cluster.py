@@ -9,7 +9,7 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as scipy_components
 
-from ebmlab.models import IsingModel, PottsModel
+from ebmlab.lattice import IsingModel, PottsModel
 from ebmlab.partition import exact_log_probs
 from ebmlab.samplers import ClusterInfo, SpinState, SwendsenWang, Wolff, connected_components, run
 from helpers import assert_binomial_proportions, assert_tv_below

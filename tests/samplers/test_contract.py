@@ -509,3 +509,11 @@ def test_hmc_with_tensor_mass_keeps_shapes():
     state, info = sampler.step(sampler.init(torch.zeros(5, 3, 4, dtype=F64), energy), energy)
     assert state.x.shape == (5, 3, 4) and info.delta_hamiltonian.shape == (5,)
     assert "n_leapfrog=3" in repr(sampler)
+
+
+def test_gradient_samplers_share_one_state() -> None:
+    """Langevin, MALA, HMC and GWG chains are one type: (x, energy, grad)."""
+    from ebmlab.samplers import GradientState, GWGState, HMCState, LangevinState, MALAState
+
+    assert MALAState is HMCState is LangevinState is GWGState is GradientState
+    assert GradientState._fields == ("x", "energy", "grad")

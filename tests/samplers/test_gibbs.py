@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from ebmlab.models import IsingModel, PottsModel
+from ebmlab.lattice import IsingModel, PottsModel
 from ebmlab.partition import exact_log_probs
 from ebmlab.samplers import (
     DISCRETE_SAMPLERS,

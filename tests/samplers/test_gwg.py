@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ebmlab.energies import Energy
-from ebmlab.models import IsingModel
+from ebmlab.lattice import IsingModel
 from ebmlab.partition import exact_log_probs
 from ebmlab.samplers import GibbsWithGradients, GWGInfo, GWGState, run
 from helpers import assert_binomial_proportions, assert_tv_below

@@ -1,6 +1,25 @@
-"""Energies: the contract, neural energies, closed-form targets, composition.
+"""Energies: the contract, neural energies, closed-form targets, latent energies, composition.
 
 Low energy = high probability: ``p(x) = exp(-E(x)) / Z``.
+
+* :mod:`~ebmlab.energies.base`: the :class:`Energy` contract
+  (``(N, *event_shape) -> (N,)``), :func:`energy_and_grad`, :func:`score`.
+* :mod:`~ebmlab.energies.mlp`: :class:`MLPEnergy`, the neural energy (with a
+  fused CPU value-and-gradient path in ``_blocked``) and the activation table.
+* :mod:`~ebmlab.energies.gaussian`: :class:`Gaussian` and
+  :class:`GaussianMixture`, closed-form energies with exact log Z and exact
+  samplers.
+* :mod:`~ebmlab.energies.latent`: energies whose volume of low energy is limited
+  by architecture or regularization (:class:`PCAEnergy`, :class:`KMeansEnergy`,
+  :class:`SparseCodingEnergy`) and :func:`fit_energy_loss`.
+* :mod:`~ebmlab.energies.compose`: :class:`SumEnergy` (product of experts) and
+  :class:`Tempered`.
+
+The bottom library layer: it imports nothing of ebmlab but the shared type
+aliases. The conditional energies ``F(x, y)``, including the tractable-likelihood
+ones with a closed-form ``log Z(x)``, are in :mod:`ebmlab.conditional`; the
+lattice models and Boltzmann machines in :mod:`ebmlab.lattice` and
+:mod:`ebmlab.boltzmann`.
 """
 
 from __future__ import annotations
@@ -8,15 +27,20 @@ from __future__ import annotations
 from .base import Energy, energy_and_grad, score
 from .compose import SumEnergy, Tempered
 from .gaussian import Gaussian, GaussianMixture
+from .latent import KMeansEnergy, PCAEnergy, SparseCodingEnergy, fit_energy_loss
 from .mlp import MLPEnergy
 
 __all__ = [
     "Energy",
     "Gaussian",
     "GaussianMixture",
+    "KMeansEnergy",
     "MLPEnergy",
+    "PCAEnergy",
+    "SparseCodingEnergy",
     "SumEnergy",
     "Tempered",
     "energy_and_grad",
+    "fit_energy_loss",
     "score",
 ]

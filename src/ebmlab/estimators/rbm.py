@@ -4,7 +4,7 @@
 same defaults) and sets the same fitted attributes (``components_``,
 ``intercept_hidden_``, ``intercept_visible_``), with ``fit``,
 ``partial_fit``, ``transform``, ``gibbs`` and ``score_samples``. It trains an
-:class:`ebmlab.models.BernoulliRBM` by persistent contrastive divergence (the
+:class:`ebmlab.boltzmann.BernoulliRBM` by persistent contrastive divergence (the
 default, as scikit-learn) or CD-k, with optional momentum, weight decay and a
 learning-rate schedule. ``score_samples`` is the *log-likelihood* ``log p(v)``,
 exact when a layer has at most 26 units and an AIS estimate otherwise
@@ -25,14 +25,9 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..models.rbm import (
-    LR_SCHEDULES,
-    MAX_ENUMERATION_UNITS,
-    CDTrainer,
-    fit_cd,
-    parse_training,
-)
-from ..models.rbm import BernoulliRBM as _RBMModule
+from ..boltzmann.cd import LR_SCHEDULES, CDTrainer, fit_cd, parse_training
+from ..boltzmann.enumeration import MAX_ENUMERATION_UNITS
+from ..boltzmann.rbm import BernoulliRBM as _RBMModule
 from ..partition.estimate import Estimate
 
 try:  # scikit-learn >= 1.6
@@ -86,7 +81,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         log_z_estimate_: The :class:`~ebmlab.partition.Estimate` behind
             ``log_z_`` (method, standard error).
         model_: A copy of the fitted model as an
-            :class:`ebmlab.models.BernoulliRBM` module.
+            :class:`ebmlab.boltzmann.BernoulliRBM` module.
 
     Example:
         >>> import numpy as np
@@ -176,7 +171,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     @property
     def model_(self) -> _RBMModule:
-        """The fitted parameters as an :class:`ebmlab.models.BernoulliRBM` (a new copy).
+        """The fitted parameters as an :class:`ebmlab.boltzmann.BernoulliRBM` (a new copy).
 
         Use it for what the estimator does not wrap: Gibbs chains
         (``model_.sample``), AIS with other settings (``model_.ais_log_z``).

@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..models.conditional import MLPConditionalEnergy, Modes, fit_conditional, infer
+from ..conditional import MLPConditionalEnergy, Modes, fit_conditional, infer
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -42,8 +42,8 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
     """Regression by energy minimization over a learned ``F(x, y)``.
 
     ``X`` and ``y`` are standardized; ``F`` is an
-    :class:`~ebmlab.models.conditional.MLPConditionalEnergy` trained with the
-    loss functional ``loss`` (a name of :data:`ebmlab.objectives.LOSS_FUNCTIONALS`)
+    :class:`~ebmlab.conditional.MLPConditionalEnergy` trained with the
+    loss functional ``loss`` (a name of :data:`ebmlab.conditional.LOSS_FUNCTIONALS`)
     on the box of answers ``[min y - y_margin, max y + y_margin]`` (standardized
     units), searched on a grid of ``n_grid`` cells. Prediction runs gradient
     descent on ``y -> F(x, y)`` from ``n_restarts`` starts spread over the box
@@ -55,7 +55,7 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
 
     Arguments:
         hidden: Hidden widths of the energy network.
-        activation: Activation (see :func:`ebmlab.models.conditional.make_mlp`).
+        activation: Activation (see :func:`ebmlab.conditional.make_mlp`).
         loss: Loss functional name (``"nll"``, ``"hinge"``, ``"log"``, ...).
         loss_options: Extra options of the loss functional (``margin``,
             ``beta``, ...), or ``None``.

@@ -8,6 +8,12 @@ optionally with the improved-CD KL term), score matching without a sampler
 estimation with a learned log Z (:class:`NoiseContrastiveEstimation`:
 ``nce``). :data:`OBJECTIVES` maps these names to classes; :func:`build_objective`
 builds one by name.
+
+Builds on :mod:`ebmlab.samplers` (negatives for contrastive divergence, the
+replay buffer) and :mod:`ebmlab.energies`. The loss functionals of conditional
+energies ``F(x, y)`` (hinge, perceptron, NLL, ...) are objectives too, but need
+the answer search of the conditional family, so they live in
+:mod:`ebmlab.conditional.losses`.
 """
 
 from __future__ import annotations
@@ -15,13 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 from .cd import CD_MODES, CDDiagnostics, ContrastiveDivergence
-from .loss_functionals import (
-    LOSS_FUNCTIONALS,
-    EnergyTerms,
-    LossDiagnostics,
-    LossFunctional,
-    build_loss_functional,
-)
 from .nce import (
     NCEDiagnostics,
     NoiseContrastiveEstimation,
@@ -40,21 +39,16 @@ from .score_matching import (
 __all__ = [
     "CD_MODES",
     "HESSIAN_METHODS",
-    "LOSS_FUNCTIONALS",
     "OBJECTIVES",
     "CDDiagnostics",
     "ContrastiveDivergence",
     "DenoisingScoreMatching",
-    "EnergyTerms",
-    "LossDiagnostics",
-    "LossFunctional",
     "NCEDiagnostics",
     "NoiseContrastiveEstimation",
     "NoiseModel",
     "ScoreMatching",
     "ScoreMatchingDiagnostics",
     "SlicedScoreMatching",
-    "build_loss_functional",
     "build_objective",
     "fit_gaussian_noise",
     "fit_mixture_noise",

@@ -5,6 +5,14 @@ likelihood ratios that need no Z.
 ``log_z(energy, method="auto")`` is the entry point; every method returns an
 :class:`Estimate` (``value``, ``stderr``, ``lower``, ``upper``, ``method``,
 ``seconds``). Low energy = high probability: ``Z = sum or integral of exp(-E)``.
+
+Modules: ``exact.py`` (enumeration of discrete domains), ``quadrature.py``
+(grids in 1-3 dimensions), ``ais.py`` (AIS, reverse AIS), ``bdmc.py`` (forward
+and reverse AIS bracket), ``_engine.py`` (their shared annealing engine),
+``bases.py`` (tractable start distributions), ``schedules.py`` (temperatures),
+``domain.py`` (continuous and discrete domains), ``auto.py`` (:func:`log_z`),
+``likelihood.py`` (log-likelihoods and ratios), ``estimate.py``
+(:class:`Estimate`). Builds on :mod:`ebmlab.samplers` and :mod:`ebmlab.energies`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -409,6 +409,43 @@ def _plan(
     info["n_temperatures"] = len(plan.betas) - 1
     info["target_acceptance"] = target if adapt else None
     return plan
+
+
+#: The keywords of :func:`_plan` (all but the energy).
+_PLAN_KEYWORDS = (
+    "event_shape",
+    "domain",
+    "base",
+    "data",
+    "base_inflation",
+    "n_chains",
+    "n_temperatures",
+    "schedule",
+    "sampler",
+    "n_transitions",
+    "n_leapfrog",
+    "step_size",
+    "target_acceptance",
+    "adapt_step_size",
+    "pilot_chains",
+    "pilot_temperatures",
+    "generator",
+    "dtype",
+    "device",
+)
+
+
+def _plan_from(energy: EnergyFn, arguments: Mapping[str, Any], **overrides: Any) -> _Plan:
+    """:func:`_plan` with its options read from a public estimator's ``arguments``.
+
+    ``ais_log_z``, ``reverse_ais_log_z`` and ``bdmc_log_z`` share the annealing
+    options by name; each passes its ``locals()`` and overrides what it derives
+    (e.g. the event shape from target samples). Options it does not have are
+    ``None`` (their defaults).
+    """
+    options: dict[str, Any] = {k: arguments.get(k) for k in _PLAN_KEYWORDS}
+    options.update(overrides)
+    return _plan(energy, **options)
 
 
 def _pilot_schedule(

@@ -54,7 +54,7 @@ from torch import Tensor
 
 from .._types import EnergyFn
 from ..samplers import Sampler
-from ._engine import _forward_estimate, _plan, _reverse_estimate
+from ._engine import _forward_estimate, _plan_from, _reverse_estimate
 from .estimate import Estimate
 from .schedules import SCHEDULES, annealing_schedule
 
@@ -153,28 +153,7 @@ def ais_log_z(
         ('ais', 32, True)
     """
     t0 = time.perf_counter()
-    plan = _plan(
-        energy,
-        event_shape=event_shape,
-        domain=domain,
-        base=base,
-        data=data,
-        base_inflation=base_inflation,
-        n_chains=n_chains,
-        n_temperatures=n_temperatures,
-        schedule=schedule,
-        sampler=sampler,
-        n_transitions=n_transitions,
-        n_leapfrog=n_leapfrog,
-        step_size=step_size,
-        target_acceptance=target_acceptance,
-        adapt_step_size=adapt_step_size,
-        pilot_chains=pilot_chains,
-        pilot_temperatures=pilot_temperatures,
-        generator=generator,
-        dtype=dtype,
-        device=device,
-    )
+    plan = _plan_from(energy, locals())
     return _forward_estimate(
         plan, n_chains, generator, z, min_ess, return_samples, t0, stacklevel_what="AIS"
     )
@@ -230,25 +209,11 @@ def reverse_ais_log_z(
         ('reverse-ais', 32)
     """
     t0 = time.perf_counter()
-    plan = _plan(
+    plan = _plan_from(
         energy,
+        locals(),
         event_shape=tuple(samples.shape[1:]),
-        domain=domain,
-        base=base,
-        data=data,
-        base_inflation=base_inflation,
         n_chains=samples.shape[0],
-        n_temperatures=n_temperatures,
-        schedule=schedule,
-        sampler=sampler,
-        n_transitions=n_transitions,
-        n_leapfrog=n_leapfrog,
-        step_size=step_size,
-        target_acceptance=target_acceptance,
-        adapt_step_size=adapt_step_size,
-        pilot_chains=None,
-        pilot_temperatures=None,
-        generator=generator,
         dtype=samples.dtype if samples.is_floating_point() else None,
         device=samples.device,
     )

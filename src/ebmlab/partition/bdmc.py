@@ -43,7 +43,7 @@ from torch import Tensor
 
 from .._types import EnergyFn
 from ..samplers import Sampler
-from ._engine import _forward_estimate, _plan, _reverse_estimate
+from ._engine import _forward_estimate, _plan_from, _reverse_estimate
 from .estimate import Estimate
 
 
@@ -136,28 +136,7 @@ def bdmc_log_z(
         raise ValueError(f"tolerance must be > 0, got {tolerance}")
     if n_posterior_steps < 0:
         raise ValueError(f"n_posterior_steps must be >= 0, got {n_posterior_steps}")
-    plan = _plan(
-        energy,
-        event_shape=event_shape,
-        domain=domain,
-        base=base,
-        data=data,
-        base_inflation=base_inflation,
-        n_chains=n_chains,
-        n_temperatures=n_temperatures,
-        schedule=schedule,
-        sampler=sampler,
-        n_transitions=n_transitions,
-        n_leapfrog=n_leapfrog,
-        step_size=step_size,
-        target_acceptance=target_acceptance,
-        adapt_step_size=adapt_step_size,
-        pilot_chains=None,
-        pilot_temperatures=None,
-        generator=generator,
-        dtype=dtype,
-        device=device,
-    )
+    plan = _plan_from(energy, locals())  # no pilot_* options: the adaptive pilot's defaults
     if samples is not None and (
         tuple(samples.shape[1:]) != plan.event_shape or samples.shape[0] < 2
     ):

@@ -3,6 +3,14 @@
 Samplers descend the energy (low energy = high probability). Every sampler
 works on any callable energy ``(N, *event_shape) -> (N,)``, on CPU or CUDA, with
 an explicit ``torch.Generator``.
+
+Continuous: :class:`Langevin` (ULA/SGLD), :class:`MALA`, :class:`HMC`; discrete:
+:class:`GibbsWithGradients`, checkerboard Gibbs and Metropolis for lattice models
+(``gibbs.py``), Swendsen-Wang and Wolff cluster moves (``cluster.py``). Shared
+parts in ``base.py`` (the :class:`GradientState` of the gradient samplers, one
+Metropolis-Hastings correction, the :func:`run` loop); the :class:`ReplayBuffer`
+of persistent chains; :data:`SAMPLERS`, :data:`DISCRETE_SAMPLERS`,
+:func:`build_sampler` and :func:`sample` by name. Builds on :mod:`ebmlab.energies`.
 """
 
 from __future__ import annotations
@@ -13,7 +21,15 @@ import torch
 from torch import Tensor
 
 from .._types import EnergyFn
-from .base import RunResult, Sampler, metropolis_accept, run, select
+from .base import (
+    GradientState,
+    RunResult,
+    Sampler,
+    init_gradient_state,
+    metropolis_accept,
+    run,
+    select,
+)
 from .cluster import ClusterInfo, SwendsenWang, Wolff, connected_components
 from .gibbs import (
     BlockGibbs,
@@ -41,6 +57,7 @@ __all__ = [
     "GWGInfo",
     "GWGState",
     "GibbsWithGradients",
+    "GradientState",
     "HMCInfo",
     "HMCState",
     "Langevin",
@@ -58,6 +75,7 @@ __all__ = [
     "Wolff",
     "build_sampler",
     "connected_components",
+    "init_gradient_state",
     "leapfrog",
     "metropolis_accept",
     "run",

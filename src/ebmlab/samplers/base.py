@@ -18,8 +18,10 @@ the parameters that produced them: after an optimizer step, re-``init`` from
 from __future__ import annotations
 
 __all__ = [
+    "GradientState",
     "RunResult",
     "Sampler",
+    "init_gradient_state",
     "metropolis_accept",
     "run",
     "select",
@@ -34,8 +36,35 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .._types import EnergyFn
+from ..energies.base import energy_and_grad
 
 S = TypeVar("S", bound=tuple)
+
+
+class GradientState(NamedTuple):
+    """Chains of a gradient-based sampler: Langevin, MALA, HMC, Gibbs with gradients.
+
+    Attributes:
+        x: Configurations, shape ``(n_chains, *event_shape)``.
+        energy: ``E(x)``, shape ``(n_chains,)``.
+        grad: ``grad_x E(x)``, shaped like ``x``.
+    """
+
+    x: Tensor
+    energy: Tensor
+    grad: Tensor
+
+
+def init_gradient_state(x: Tensor, energy: EnergyFn) -> GradientState:
+    """Chains at ``x`` ``(n_chains, *event_shape)`` with energy and gradient cached.
+
+    Example:
+        >>> state = init_gradient_state(torch.zeros(2, 3), lambda x: (x**2).sum(1))
+        >>> tuple(state.energy.shape), tuple(state.grad.shape)
+        ((2,), (2, 3))
+    """
+    e, g = energy_and_grad(energy, x.detach())
+    return GradientState(x.detach(), e, g)
 
 
 class Sampler(Protocol):

@@ -171,7 +171,7 @@ class SwendsenWang(_ClusterSampler):
     """Swendsen-Wang: redraw every Fortuin-Kasteleyn cluster of every chain.
 
     Example:
-        >>> from ebmlab.models import IsingModel
+        >>> from ebmlab.lattice import IsingModel
         >>> model = IsingModel.lattice(16, beta=0.44)
         >>> sampler = SwendsenWang()
         >>> g = torch.Generator().manual_seed(0)
@@ -220,7 +220,7 @@ class Wolff(_ClusterSampler):
     couplings).
 
     Example:
-        >>> from ebmlab.models import IsingModel
+        >>> from ebmlab.lattice import IsingModel
         >>> model = IsingModel.lattice(16, beta=0.44)
         >>> sampler = Wolff()
         >>> state, info = sampler.step(sampler.init(torch.ones(3, 16, 16), model), model)

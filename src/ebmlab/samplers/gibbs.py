@@ -1,7 +1,7 @@
 """Checkerboard (block) Gibbs and Metropolis sweeps for Ising and Potts models,
 and a generic block Gibbs loop.
 
-A spin model (:class:`~ebmlab.models.IsingModel`, :class:`~ebmlab.models.PottsModel`
+A spin model (:class:`~ebmlab.lattice.IsingModel`, :class:`~ebmlab.lattice.PottsModel`
 or anything exposing the same structure) splits its sites into colours, sets
 of sites with no bond between them (the two checkerboard colours of a
 bipartite lattice). Sites of one colour are conditionally independent given
@@ -210,7 +210,7 @@ class CheckerboardGibbs(_SpinSweeper):
             what to use when only every k-th configuration is kept).
 
     Example:
-        >>> from ebmlab.models import IsingModel
+        >>> from ebmlab.lattice import IsingModel
         >>> model = IsingModel.lattice(16, beta=0.3)
         >>> sampler = CheckerboardGibbs(sweeps_per_step=5)
         >>> g = torch.Generator().manual_seed(0)
@@ -254,7 +254,7 @@ class Metropolis(_SpinSweeper):
         sweeps_per_step: Sweeps per :meth:`step` (see :class:`CheckerboardGibbs`).
 
     Example:
-        >>> from ebmlab.models import PottsModel
+        >>> from ebmlab.lattice import PottsModel
         >>> model = PottsModel.lattice(6, n_states=3, beta=0.5)
         >>> sampler = Metropolis()
         >>> state = sampler.init(torch.zeros(2, 6, 6), model)

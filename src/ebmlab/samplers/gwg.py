@@ -33,21 +33,10 @@ from torch import Tensor
 
 from .._types import EnergyFn
 from ..energies.base import energy_and_grad
-from .base import metropolis_accept, select
+from .base import GradientState, init_gradient_state, metropolis_accept, select
 
-
-class GWGState(NamedTuple):
-    """Chains of :class:`GibbsWithGradients`.
-
-    Attributes:
-        x: Configurations, shape ``(n_chains, *event_shape)``.
-        energy: ``E(x)``, shape ``(n_chains,)``.
-        grad: ``grad_x E(x)``, shaped like ``x``.
-    """
-
-    x: Tensor
-    energy: Tensor
-    grad: Tensor
+#: Chains of :class:`GibbsWithGradients` (the shared :class:`GradientState`).
+GWGState = GradientState
 
 
 class GWGInfo(NamedTuple):
@@ -70,7 +59,7 @@ class GibbsWithGradients:
             reads the energy's ``domain`` attribute and defaults to binary.
 
     Example:
-        >>> from ebmlab.models import IsingModel
+        >>> from ebmlab.lattice import IsingModel
         >>> model = IsingModel.lattice(4, beta=0.3)
         >>> sampler = GibbsWithGradients()
         >>> state = sampler.init(torch.ones(5, 4, 4), model)
@@ -97,8 +86,7 @@ class GibbsWithGradients:
 
     def init(self, x: Tensor, energy: EnergyFn) -> GWGState:
         """Chains at ``x`` with energy and gradient cached."""
-        e, g = energy_and_grad(energy, x.detach())
-        return GWGState(x.detach(), e, g)
+        return init_gradient_state(x, energy)
 
     def _logits(self, x: Tensor, grad: Tensor, domain: str) -> Tensor:
         """Proposal logits ``-Delta E~ / 2`` per coordinate, shape ``(N, D)``."""

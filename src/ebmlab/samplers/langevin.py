@@ -13,20 +13,10 @@ from torch import Tensor
 from .._types import EnergyFn
 from ..energies.base import energy_and_grad
 from ._compile import CompiledKernels
+from .base import GradientState
 
-
-class LangevinState(NamedTuple):
-    """Chains of :class:`Langevin`.
-
-    Attributes:
-        x: Configurations, shape ``(n_chains, *event_shape)``.
-        energy: ``E(x)``, shape ``(n_chains,)``.
-        grad: ``grad_x E(x)``, shaped like ``x``.
-    """
-
-    x: Tensor
-    energy: Tensor
-    grad: Tensor
+#: Chains of :class:`Langevin`: ``x``, ``energy``, ``grad`` (the shared :class:`GradientState`).
+LangevinState = GradientState
 
 
 class LangevinInfo(NamedTuple):

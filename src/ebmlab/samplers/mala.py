@@ -13,21 +13,10 @@ from torch import Tensor
 from .._types import EnergyFn
 from ..energies.base import energy_and_grad
 from ._compile import CompiledKernels
-from .base import metropolis_accept, select
+from .base import GradientState, init_gradient_state, metropolis_accept, select
 
-
-class MALAState(NamedTuple):
-    """Chains of :class:`MALA`.
-
-    Attributes:
-        x: Configurations, shape ``(n_chains, *event_shape)``.
-        energy: ``E(x)``, shape ``(n_chains,)``.
-        grad: ``grad_x E(x)``, shaped like ``x``.
-    """
-
-    x: Tensor
-    energy: Tensor
-    grad: Tensor
+#: Chains of :class:`MALA`: ``x``, ``energy``, ``grad`` (the shared :class:`GradientState`).
+MALAState = GradientState
 
 
 class MALAInfo(NamedTuple):
@@ -83,8 +72,7 @@ class MALA:
 
     def init(self, x: Tensor, energy: EnergyFn) -> MALAState:
         """Chains at ``x`` ``(n_chains, *event_shape)`` with energy and gradient cached."""
-        e, g = energy_and_grad(energy, x.detach())
-        return MALAState(x.detach(), e, g)
+        return init_gradient_state(x, energy)
 
     def step(
         self,

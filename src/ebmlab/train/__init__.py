@@ -1,4 +1,14 @@
-"""Training: the loop, checkpoints, resume, divergence guard."""
+"""Training: the loop, checkpoints, resume, divergence guard, several processes.
+
+* :mod:`~ebmlab.train.loop`: :func:`fit`, the one loop every model trains
+  through (optimizer, learning-rate schedule, progress, ``metrics.csv``,
+  divergence guard, resume), configured by :class:`TrainSettings`.
+* :mod:`~ebmlab.train.checkpoint`: crash-safe atomic writes and the training
+  checkpoint (model, optimizer, replay buffer, RNG states, checksums).
+* :mod:`~ebmlab.train.distributed`: data-parallel training under ``torchrun``.
+
+Knows nothing of objectives or models: it takes any energy and any objective.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,57 @@
+"""Run directories: build a run from its config, train or resume it, evaluate it, apply it.
+
+A run directory (DESIGN.md) holds ``config.yaml`` (every default written out),
+``model.safetensors``, ``state.json``, ``train_state.safetensors`` (optimizer,
+replay buffer, RNG), ``metrics.csv``, ``report.json`` and PNG figures. Every
+command that reads a run rebuilds the model from ``config.yaml`` and
+``model.safetensors``; nothing is unpickled. The ``ebmlab`` command line is a thin
+layer over these functions.
+
+Modules:
+
+* :mod:`~ebmlab.runs.build`: data, energy, sampler and objective from a config;
+  :func:`load_run` rebuilds a trained run.
+* :mod:`~ebmlab.runs.training`: :func:`train_run`, :func:`resume_run`.
+* :mod:`~ebmlab.runs.evaluate`: :func:`evaluate_run` (``report.json``, figures).
+* :mod:`~ebmlab.runs.apply`: :func:`sample_run`, :func:`score_run`,
+  :func:`detect_run`, :func:`denoise_run`, :func:`log_z_run`.
+
+Builds on every library layer below it (data, energies, samplers, objectives,
+partition, train); nothing in the library imports it but the command line.
+"""
+
+from __future__ import annotations
+
+from .apply import (
+    DENOISE_METHODS,
+    DENOISE_NOISES,
+    DetectResult,
+    denoise_run,
+    detect_run,
+    log_z_run,
+    sample_run,
+    score_run,
+)
+from .build import Run, build_energy, build_run_sampler, load_data, load_run, run_generator
+from .evaluate import evaluate_run
+from .training import resume_run, train_run
+
+__all__ = [
+    "DENOISE_METHODS",
+    "DENOISE_NOISES",
+    "DetectResult",
+    "Run",
+    "build_energy",
+    "build_run_sampler",
+    "denoise_run",
+    "detect_run",
+    "evaluate_run",
+    "load_data",
+    "load_run",
+    "log_z_run",
+    "resume_run",
+    "run_generator",
+    "sample_run",
+    "score_run",
+    "train_run",
+]

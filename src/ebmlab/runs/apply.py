@@ -1,0 +1,422 @@
+"""Applying a trained run: sample, score, detect anomalies, denoise, log Z.
+
+Each function reloads the run (:func:`ebmlab.runs.build.load_run`) and uses its
+energy: :func:`sample_run` continues the run's sampler from its persistent
+chains, :func:`score_run` gives energies of a file's rows, :func:`detect_run`
+flags rows above a threshold set on the training data, :func:`denoise_run`
+restores corrupted rows (MAP descent or posterior-mean Langevin) and
+:func:`log_z_run` estimates log Z. Low energy = probable.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DENOISE_METHODS",
+    "DENOISE_NOISES",
+    "DetectResult",
+    "denoise_run",
+    "detect_run",
+    "log_z_run",
+    "sample_run",
+    "score_run",
+]
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data import load_tensor
+from ..energies import MLPEnergy
+from ..energies.base import energy_and_grad
+from ..errors import ConfigError, DataError
+from ..partition import Estimate
+from ..partition import log_z as partition_log_z
+from ..samplers import run
+from ..train.loop import CHECKPOINT_NAME
+from .build import Run, _dtype, _init_fn, build_energy, build_run_sampler, load_run, run_generator
+
+
+def _chain_starts(
+    out: Path, run_: Run, n: int, generator: torch.Generator, dev: torch.device
+) -> Tensor:
+    """Start final sampling from the persistent chains when they exist, else from noise."""
+    event_shape = tuple(run_.train.shape[1:])
+    init = _init_fn(run_.bounds, event_shape, _dtype(run_.config), dev)
+    ckpt = out / CHECKPOINT_NAME
+    if ckpt.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(ckpt), framework="pt") as fh:
+            if "extra.buffer" in fh.keys():  # noqa: SIM118 - safe_open has no __contains__
+                buf = fh.get_tensor("extra.buffer").to(dev, _dtype(run_.config))
+                idx = torch.randint(buf.shape[0], (n,), generator=generator, device=dev)
+                return buf[idx]
+    return init(n, generator)
+
+
+def sample_run(
+    out: str | os.PathLike[str],
+    n: int,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    run_: Run | None = None,
+    progress: bool = False,
+) -> Tensor:
+    """Draw ``n`` samples from a trained run with its sampler.
+
+    Chains start from the persistent chains saved with the run (or from noise
+    when there are none) and take ``steps`` transitions (default
+    ``evaluate.sample_steps``).
+
+    Returns:
+        Samples, shape ``(n, *event_shape)``.
+    """
+    out_p = Path(out)
+    if n < 1:
+        raise ConfigError(f"number of samples must be >= 1, got {n}")
+    run_ = run_ or load_run(out_p, device=device)
+    cfg = run_.config
+    dev = next(run_.energy.parameters()).device
+    g = run_generator(dev, seed)
+    x0 = _chain_starts(out_p, run_, n, g, dev)
+    sampler = build_run_sampler(cfg)
+    n_steps = cfg.evaluate.sample_steps if steps is None else steps
+    return run(sampler, run_.energy, x0, n_steps, generator=g, progress=progress).state.x
+
+
+def score_run(
+    out: str | os.PathLike[str], path: str | os.PathLike[str], *, device: str | None = None
+) -> Tensor:
+    """Energies ``(N,)`` of the rows of a .npy/.npz/.csv file under a trained run."""
+    run_ = load_run(out, device=device)
+    dim = run_.energy.dim
+    x = load_tensor(path, dim=dim, dtype=_dtype(run_.config))
+    dev = next(run_.energy.parameters()).device
+    with torch.no_grad():
+        return torch.cat(
+            [
+                run_.energy(c.to(dev)).cpu()
+                for c in x.reshape((-1, *run_.energy.event_shape)).split(65536)
+            ]
+        )
+
+
+def _estimate_log_z(
+    run_: Run,
+    energy: MLPEnergy,
+    method: str,
+    *,
+    n_chains: int | None = None,
+    n_temperatures: int | None = None,
+    seed: int | None = None,
+) -> Estimate:
+    """log Z of a run's energy by ``method`` (see :func:`ebmlab.partition.log_z`)."""
+    cfg = run_.config
+    ev = cfg.evaluate
+    dev = next(energy.parameters()).device
+    g = run_generator(dev, cfg.seed + 7 if seed is None else seed)
+    data = run_.train.to(device=dev, dtype=next(energy.parameters()).dtype)
+    options: dict[str, Any] = {}
+    if method in ("ais", "bdmc") or (method == "auto" and energy.dim > 3):
+        options = {
+            "n_chains": n_chains or ev.ais_chains,
+            "n_temperatures": n_temperatures or ev.ais_temperatures,
+        }
+    # AIS makes thousands of small calls: on a busy 2-core machine a second torch thread
+    # made a 6-D evaluation 50x slower (measured), so small problems run on one thread.
+    threads = torch.get_num_threads()
+    width = max([energy.dim, *cfg.model.hidden])
+    if cfg.train.threads is not None:
+        torch.set_num_threads(cfg.train.threads)
+    elif dev.type == "cpu" and int(options.get("n_chains", 1)) * width <= 256 * 512:
+        torch.set_num_threads(1)
+    try:
+        return partition_log_z(
+            energy,
+            method,
+            data=data,
+            bounds=run_.bounds if energy.dim <= 3 else None,
+            resolution=ev.quadrature_resolution,
+            generator=g,
+            **options,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"log Z by {method}: {exc}") from None
+    finally:
+        torch.set_num_threads(threads)
+
+
+def log_z_run(
+    out: str | os.PathLike[str],
+    method: str = "auto",
+    *,
+    n_chains: int | None = None,
+    n_temperatures: int | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+) -> Estimate:
+    """log Z of a trained run's energy, in float64 (``ebmlab logz``).
+
+    ``auto`` integrates by quadrature in 1-3 dimensions and runs AIS above;
+    AIS and BDMC fit their Gaussian base to the training data and default to
+    ``evaluate.ais_chains`` chains and ``evaluate.ais_temperatures`` temperatures.
+    """
+    run_ = load_run(out, device=device)
+    e64 = build_energy(run_.config, run_.energy.event_shape).double()
+    e64.load_state_dict(run_.energy.state_dict())
+    e64 = e64.to(next(run_.energy.parameters()).device).eval()
+    return _estimate_log_z(
+        run_, e64, method, n_chains=n_chains, n_temperatures=n_temperatures, seed=seed
+    )
+
+
+@dataclass
+class DetectResult:
+    """What :func:`detect_run` returns.
+
+    Attributes:
+        energy: Energy of each row, shape ``(N,)`` (higher = more anomalous).
+        labels: ``+1`` inlier / ``-1`` anomaly per row, shape ``(N,)``.
+        threshold: Energy above which a row is an anomaly: the
+            ``1 - contamination`` quantile of the training rows' energies.
+        contamination: The fraction of training rows above ``threshold``.
+    """
+
+    energy: Tensor
+    labels: Tensor
+    threshold: float
+    contamination: float
+
+
+def detect_run(
+    out: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    contamination: float = 0.05,
+    device: str | None = None,
+) -> DetectResult:
+    """Flag anomalous rows of a data file with a trained run's energy.
+
+    Every row's energy is compared with a threshold taken from the run's own
+    training data (rebuilt from ``config.yaml``): the ``1 - contamination``
+    quantile of the training energies, so that a fraction ``contamination``
+    of the training rows would be flagged. Higher energy = more anomalous.
+
+    Arguments:
+        out: Run directory.
+        path: ``.npy``/``.npz``/``.csv`` file of rows.
+        contamination: Expected fraction of anomalies, in ``(0, 0.5]``.
+        device: Torch device (default: the run's).
+
+    Returns:
+        A :class:`DetectResult`.
+
+    Raises:
+        ConfigError: If ``contamination`` is outside ``(0, 0.5]``.
+    """
+    if not (isinstance(contamination, int | float) and 0 < contamination <= 0.5):
+        raise ConfigError(f"contamination must be in (0, 0.5], got {contamination!r}")
+    run_ = load_run(out, device=device)
+    energy = score_run(out, path, device=device)
+    dev = next(run_.energy.parameters()).device
+    with torch.no_grad():
+        train_e = torch.cat(
+            [
+                run_.energy(c.to(dev)).cpu()
+                for c in run_.train.reshape((-1, *run_.energy.event_shape)).split(65536)
+            ]
+        )
+    threshold = float(torch.quantile(train_e.double(), 1.0 - float(contamination)))
+    labels = torch.where(energy > threshold, -1, 1)
+    return DetectResult(energy, labels, threshold, float(contamination))
+
+
+#: ``ebmlab denoise`` noise models and restoration methods.
+DENOISE_NOISES = ("gaussian", "mask")
+DENOISE_METHODS = ("descent", "langevin")
+
+
+def _load_rows_with_nan(path: str | os.PathLike[str], dim: int) -> Any:
+    """Rows ``(N, dim)`` of a file as float64 NumPy, NaN allowed in ``.npy`` files."""
+    import numpy as np
+
+    from ..data.loaders import load_array
+
+    p = Path(path)
+    if p.suffix.lower() != ".npy":
+        return load_array(p, dim=dim, dtype=np.float64)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{p}: not a readable .npy array ({exc})") from None
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] != dim:
+        raise DataError(f"{p}: expected rows of shape (N, {dim}), got {arr.shape}")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.float64)
+    if not np.issubdtype(arr.dtype, np.number) or np.isinf(arr).any():
+        raise DataError(f"{p}: expected finite numbers (NaN = missing), got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def denoise_run(
+    out: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    noise: str = "gaussian",
+    noise_std: float | None = None,
+    mask: str | os.PathLike[str] | None = None,
+    method: str = "descent",
+    n_steps: int = 200,
+    step_size: float | None = None,
+    n_chains: int = 16,
+    seed: int = 0,
+    device: str | None = None,
+) -> Tensor:
+    """Restore corrupted rows of a data file with a trained run's energy (``ebmlab denoise``).
+
+    Noise models:
+
+    * ``"gaussian"``: ``y = x + noise_std * eps``; the restoration works on the
+      posterior energy ``U(x) = E(x) + |x - y|^2 / (2 noise_std^2)``.
+    * ``"mask"``: entries are missing where the ``mask`` file (same shape,
+      nonzero/True = observed) says so, or where the data holds NaN (``.npy``);
+      ``U = E`` over the missing entries, the observed ones are kept exactly.
+      NaN entries are treated as missing under ``"gaussian"`` too. Missing
+      entries start at the mean of the run's training data.
+
+    Methods: ``"descent"`` (``n_steps`` gradient steps on ``U`` with a
+    per-row backtracking step: a MAP estimate) or ``"langevin"`` (``n_chains``
+    Metropolis-adjusted Langevin chains per row on ``U``, the step adapted
+    over the first half of the steps, the states averaged over the second
+    half: a posterior mean). The first step is ``noise_std^2 / 4`` (Gaussian)
+    or the run's sampler step size (mask).
+
+    Arguments:
+        out: Run directory.
+        path: ``.npy``/``.npz``/``.csv`` of corrupted rows ``(N, D)``.
+        noise: ``"gaussian"`` or ``"mask"``.
+        noise_std: Gaussian noise level (required for ``"gaussian"``).
+        mask: ``.npy`` file of the observed-entry mask ``(N, D)``.
+        method: ``"descent"`` or ``"langevin"``.
+        n_steps: Gradient or Langevin steps.
+        step_size: Step size (default above).
+        n_chains: Langevin chains per row.
+        seed: Seed of the Langevin noise.
+        device: Torch device (default: the run's).
+
+    Returns:
+        Restored rows, shape ``(N, D)``, float64 on the CPU.
+
+    Raises:
+        ConfigError: For an unknown noise/method or a missing/invalid parameter.
+        DataError: For a malformed data or mask file.
+    """
+    import numpy as np
+
+    if noise not in DENOISE_NOISES:
+        raise ConfigError(f"noise must be one of {list(DENOISE_NOISES)}, got {noise!r}")
+    if method not in DENOISE_METHODS:
+        raise ConfigError(f"method must be one of {list(DENOISE_METHODS)}, got {method!r}")
+    if noise == "gaussian" and not (noise_std is not None and noise_std > 0):
+        raise ConfigError(f"noise 'gaussian' needs --noise-std > 0, got {noise_std!r}")
+    if noise == "mask" and noise_std is not None:
+        raise ConfigError("--noise-std applies to noise 'gaussian' only, not to 'mask'")
+    for name, value, low in (("n_steps", n_steps, 1), ("n_chains", n_chains, 1)):
+        if int(value) < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if step_size is not None and not step_size > 0:
+        raise ConfigError(f"step size must be > 0, got {step_size}")
+    run_ = load_run(out, device=device)
+    energy = run_.energy
+    for p in energy.parameters():
+        p.requires_grad_(False)
+    dim = energy.dim
+    y_np = _load_rows_with_nan(path, dim)
+    observed = ~np.isnan(y_np)
+    if mask is not None:
+        m = _load_rows_with_nan(mask, dim)
+        if m.shape != y_np.shape:
+            raise DataError(f"{mask}: mask shape {m.shape} differs from the data's {y_np.shape}")
+        observed &= m != 0
+    elif noise == "mask" and observed.all():
+        raise ConfigError("noise 'mask' needs --mask FILE or NaN entries in the data")
+    dev = next(energy.parameters()).device
+    dtype = next(energy.parameters()).dtype
+    mean = run_.train.reshape(run_.train.shape[0], -1).mean(0).to(dtype)  # missing: start here
+    y = torch.as_tensor(np.nan_to_num(y_np), dtype=dtype)
+    obs = torch.as_tensor(observed)
+    y = torch.where(obs, y, mean.expand_as(y)).to(dev)
+    obs = obs.to(dev)
+    if noise == "gaussian":
+        assert noise_std is not None
+        s2 = float(noise_std) ** 2
+        free = torch.ones_like(obs)
+        step = s2 / 4.0 if step_size is None else float(step_size)
+    else:
+        s2 = math.inf
+        free = ~obs
+        step = run_.config.sampler.step_size if step_size is None else float(step_size)
+    missing = ~obs
+    event = energy.event_shape
+    g = run_generator(dev, seed)
+    k = int(n_chains) if method == "langevin" else 1
+    y_k = y.repeat_interleave(k, 0)
+    free_k = free.repeat_interleave(k, 0).to(dtype)
+    anchor = obs.repeat_interleave(k, 0).to(dtype)  # data term only on observed entries
+
+    def potential(z: Tensor) -> tuple[Tensor, Tensor]:
+        """``U`` per row and its gradient on the free entries."""
+        e, grad = energy_and_grad(energy, z.reshape((-1, *event)))
+        grad = grad.reshape(z.shape)
+        if noise == "gaussian":
+            diff = anchor * (z - y_k)
+            e = e + 0.5 * diff.pow(2).sum(1) / s2
+            grad = grad + diff / s2
+        return e, grad * free_k
+
+    x = y_k.clone()
+    u, grad = potential(x)
+    eps = torch.full((x.shape[0], 1), step, dtype=dtype, device=dev)
+    total = torch.zeros_like(x)
+    count = 0
+    steps = int(n_steps)
+    for t in range(steps):
+        if method == "descent":  # per-row backtracking: grow after a success, halve otherwise
+            x_new = x - eps * grad
+        else:  # Metropolis-adjusted Langevin on U, step adapted during the first half
+            z = torch.randn(x.shape, generator=g, device=dev, dtype=dtype) * free_k
+            x_new = x - eps * grad + torch.sqrt(2.0 * eps) * z
+        u_new, grad_new = potential(x_new)
+        if method == "descent":
+            ok = u_new <= u
+        else:
+            fwd = (x_new - x + eps * grad).pow(2).sum(1)
+            bwd = (x - x_new + eps * grad_new).pow(2).sum(1)
+            log_alpha = u - u_new + (fwd - bwd) / (4.0 * eps[:, 0])
+            draw = torch.rand(u.shape, generator=g, device=dev, dtype=dtype)
+            ok = draw.log() < log_alpha
+        x = torch.where(ok[:, None], x_new, x)
+        u = torch.where(ok, u_new, u)
+        grad = torch.where(ok[:, None], grad_new, grad)
+        if method == "descent" or t < steps // 2:
+            eps = eps * torch.where(ok, 1.1, 0.5)[:, None]
+        elif method == "langevin":
+            total = total + x
+            count += 1
+    if method == "langevin":
+        x = (total / max(count, 1)).reshape(-1, k, dim).mean(1)
+    result = torch.where(free | missing, x, y).double().cpu()
+    if noise == "mask":
+        result = torch.where(obs.cpu(), torch.as_tensor(y_np), result)
+    return result

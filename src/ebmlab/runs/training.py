@@ -1,0 +1,155 @@
+"""Training a run: a fresh run into a directory, or resuming one from its checkpoint.
+
+:func:`train_run` writes the resolved ``config.yaml``, builds the run
+(:mod:`ebmlab.runs.build`), trains it with :func:`ebmlab.train.fit` (checkpoints,
+metrics, divergence guard, several processes under ``torchrun``), saves
+``model.safetensors`` and ``state.json`` and evaluates it
+(:mod:`ebmlab.runs.evaluate`); :func:`resume_run` continues from the last
+checkpoint and gives the same weights as never stopping.
+"""
+
+from __future__ import annotations
+
+__all__ = ["resume_run", "train_run"]
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from ..config import RunConfig
+from ..errors import ConfigError, RunDirError
+from ..train import TrainSettings, atomic_save_tensors, atomic_write_json, atomic_write_text, fit
+from ..train.distributed import barrier, is_main_process, rank_seed, world_size
+from ..train.loop import CHECKPOINT_NAME, METRICS_NAME
+from .build import Run, _objective, _prepare, _read_config, _set_threads, _versions, run_generator
+from .evaluate import evaluate_run
+
+
+def _write_state(out: Path, cfg: RunConfig, step: int, status: str, seconds: float) -> None:
+    atomic_write_json(
+        out / "state.json",
+        {
+            "status": status,
+            "step": step,
+            "steps": cfg.train.steps,
+            "seed": cfg.seed,
+            "train_seconds": seconds,
+            "files": {
+                "model": "model.safetensors",
+                "checkpoint": CHECKPOINT_NAME,
+                "checkpoint_contents": "model, optimizer, replay buffer, RNG state",
+                "metrics": METRICS_NAME,
+                "config": "config.yaml",
+            },
+            "versions": _versions(),
+        },
+    )
+
+
+def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: bool) -> float:
+    cfg = run_.config
+    event_shape = tuple(run_.train.shape[1:])
+    _set_threads(cfg, run_.energy.dim)
+    objective = _objective(cfg, run_.bounds, event_shape, dev, data=run_.train)
+    # With several processes each rank holds its share of the chains and batch.
+    world = world_size()
+    chains = max(1, (cfg.objective.n_chains or cfg.train.batch_size) // world)
+    local_batch = max(1, cfg.train.batch_size // world)
+    state = objective.init_state(
+        chains,
+        reinit_prob=cfg.objective.reinit_prob,
+        reservoir=cfg.objective.reservoir,
+        generator=run_generator(dev, rank_seed(cfg.seed + 1)),
+    )
+    if state is not None:
+        objective.n_negatives = min(chains, local_batch)
+    t = cfg.train
+    settings = TrainSettings(
+        steps=t.steps,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        betas=t.betas,
+        weight_decay=t.weight_decay,
+        lr_schedule=t.lr_schedule,
+        warmup_steps=t.warmup_steps,
+        grad_clip=t.grad_clip,
+        log_every=t.log_every,
+        checkpoint_every=t.checkpoint_every,
+        seed=cfg.seed,
+        device=str(dev),
+    )
+    prior = 0.0
+    if resume and (out / "state.json").is_file():
+        import json
+
+        prior = float(json.loads((out / "state.json").read_text()).get("train_seconds", 0.0))
+    main = is_main_process()
+    if main:
+        _write_state(out, cfg, 0, "running", prior)
+    result = fit(
+        run_.energy,
+        run_.train,
+        objective,
+        settings,
+        state=state,
+        run_dir=out,
+        resume=resume,
+        progress=progress,
+    )
+    seconds = prior + result.seconds
+    if main:
+        atomic_save_tensors(
+            out / "model.safetensors",
+            dict(run_.energy.state_dict()),
+            {"format": "ebmlab-energy", "ebmlab": __version__},
+        )
+        _write_state(out, cfg, result.step, "trained", seconds)
+    barrier()
+    return seconds
+
+
+def train_run(
+    cfg: RunConfig, out: str | os.PathLike[str], *, progress: bool = True, evaluate: bool = True
+) -> dict[str, Any]:
+    """Train a fresh run into ``out`` and (by default) evaluate it.
+
+    Returns:
+        The report (also written to ``report.json``), or ``{}`` without evaluation.
+    """
+    out_p = Path(out)
+    out_p.mkdir(parents=True, exist_ok=True)
+    run_, dev = _prepare(cfg)
+    if is_main_process():
+        atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
+    seconds = _train(run_, dev, out_p, resume=False, progress=progress)
+    if not (evaluate and is_main_process()):
+        return {}
+    return evaluate_run(out_p, run_, train_seconds=seconds, progress=progress)
+
+
+def resume_run(
+    out: str | os.PathLike[str],
+    *,
+    steps: int | None = None,
+    progress: bool = True,
+    evaluate: bool = True,
+) -> dict[str, Any]:
+    """Continue a run from its last checkpoint (optionally extended to ``steps`` in all)."""
+    out_p = Path(out)
+    cfg = _read_config(out_p)
+    if not (out_p / CHECKPOINT_NAME).is_file():
+        raise RunDirError(f"{out_p}: no {CHECKPOINT_NAME} to resume from")
+    if steps is not None:
+        if steps < 0:
+            raise ConfigError(f"--steps must be >= 0, got {steps}")
+        cfg.train.steps = steps
+        if is_main_process():
+            atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
+    run_, dev = _prepare(cfg)
+    seconds = _train(run_, dev, out_p, resume=True, progress=progress)
+    if not (evaluate and is_main_process()):
+        return {}
+    return evaluate_run(out_p, run_, train_seconds=seconds, progress=progress)
