@@ -8,8 +8,9 @@ blocks count too) checks two rules:
    each other. The root ``ebmlab/__init__.py`` sits above everything.
 2. No two modules import each other, directly or through others.
 
-docs/architecture.md explains the layers. The last tests break a copy of the
-tree on purpose and check that both rules catch it.
+docs/architecture.md explains the layers. Further tests break a copy of the
+tree on purpose and check that both rules catch it, and check that every
+package docstring names the modules the package holds.
 """
 
 from __future__ import annotations
