@@ -8,8 +8,9 @@ blocks count too) checks two rules:
    each other. The root ``ebmlab/__init__.py`` sits above everything.
 2. No two modules import each other, directly or through others.
 
-docs/architecture.md explains the layers. The last tests break a copy of the
-tree on purpose and check that both rules catch it.
+docs/architecture.md explains the layers. Further tests break a copy of the
+tree on purpose and check that both rules catch it, and check that every
+package docstring names the modules the package holds.
 """
 
 from __future__ import annotations
@@ -194,3 +195,21 @@ def test_a_mutual_import_is_caught(tree: Path) -> None:
     cd.write_text(cd.read_text() + "\nfrom .rbm import RBM\n")
     assert layer_violations(tree) == []  # the layers allow it (one package) ...
     assert ["ebmlab.boltzmann.cd", "ebmlab.boltzmann.rbm"] in import_cycles(tree)  # not this
+
+
+def test_package_docstrings_name_what_they_hold() -> None:
+    """Every package's docstring names each of its public modules and subpackages."""
+    gaps = {}
+    for init in sorted(SRC.rglob("__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        names = [p.stem for p in init.parent.glob("*.py")] + [
+            p.name for p in init.parent.iterdir() if (p / "__init__.py").is_file()
+        ]
+        missing = [
+            n
+            for n in names
+            if not n.startswith("_") and f"{n}.py" not in doc and f".{n}" not in doc
+        ]
+        if missing:
+            gaps[_module_name(init, SRC)] = missing
+    assert gaps == {}

@@ -19,7 +19,10 @@ from ebmlab.energies import (
     Energy,
     Gaussian,
     GaussianMixture,
+    KMeansEnergy,
     MLPEnergy,
+    PCAEnergy,
+    SparseCodingEnergy,
     SumEnergy,
     Tempered,
     energy_and_grad,
@@ -93,6 +96,14 @@ CASES: dict[str, Case] = {
     "sum": Case(
         lambda g: SumEnergy(_gaussian(g), _mlp(g, 3, hidden=(8,), activation="gelu")),
         ("SumEnergy", "Gaussian", "MLPEnergy"),
+    ),
+    "pca": Case(lambda g: PCAEnergy(3, 1, generator=g).to(F64), ("PCAEnergy", "n_components=1")),
+    "kmeans": Case(lambda g: KMeansEnergy(3, 4, generator=g).to(F64), ("KMeansEnergy",)),
+    # Undercomplete and run to convergence: the gradient (envelope theorem) is exact
+    # at the minimum only.
+    "sparse_coding": Case(
+        lambda g: SparseCodingEnergy(3, 2, n_steps=2000, generator=g).to(F64),
+        ("SparseCodingEnergy", "n_atoms=2"),
     ),
 }
 

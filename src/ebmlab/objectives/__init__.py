@@ -1,13 +1,13 @@
 """Training objectives for energies. Each returns ``(loss, diagnostics, state)``.
 
 Three families (see ``docs/objectives.md``): maximum likelihood with MCMC
-negatives (:class:`ContrastiveDivergence`: ``cd``, ``pcd``, ``short-run``,
-optionally with the improved-CD KL term), score matching without a sampler
-(:class:`ScoreMatching`, :class:`DenoisingScoreMatching`,
-:class:`SlicedScoreMatching`: ``sm``, ``dsm``, ``ssm``) and noise-contrastive
-estimation with a learned log Z (:class:`NoiseContrastiveEstimation`:
-``nce``). :data:`OBJECTIVES` maps these names to classes; :func:`build_objective`
-builds one by name.
+negatives (``cd.py``, :class:`ContrastiveDivergence`: ``cd``, ``pcd``,
+``short-run``, optionally with the improved-CD KL term), score matching without
+a sampler (``score_matching.py``, :class:`ScoreMatching`,
+:class:`DenoisingScoreMatching`, :class:`SlicedScoreMatching`: ``sm``, ``dsm``,
+``ssm``) and noise-contrastive estimation with a learned log Z (``nce.py``,
+:class:`NoiseContrastiveEstimation`: ``nce``). :data:`OBJECTIVES` maps these
+names to classes; :func:`build_objective` builds one by name.
 
 Builds on :mod:`ebmlab.samplers` (negatives for contrastive divergence, the
 replay buffer) and :mod:`ebmlab.energies`. The loss functionals of conditional

@@ -4,12 +4,13 @@ Samplers descend the energy (low energy = high probability). Every sampler
 works on any callable energy ``(N, *event_shape) -> (N,)``, on CPU or CUDA, with
 an explicit ``torch.Generator``.
 
-Continuous: :class:`Langevin` (ULA/SGLD), :class:`MALA`, :class:`HMC`; discrete:
-:class:`GibbsWithGradients`, checkerboard Gibbs and Metropolis for lattice models
+Continuous: :class:`Langevin` (ULA/SGLD, ``langevin.py``), :class:`MALA`
+(``mala.py``), :class:`HMC` (``hmc.py``); discrete: :class:`GibbsWithGradients`
+(``gwg.py``), checkerboard Gibbs and Metropolis for lattice models
 (``gibbs.py``), Swendsen-Wang and Wolff cluster moves (``cluster.py``). Shared
 parts in ``base.py`` (the :class:`GradientState` of the gradient samplers, one
 Metropolis-Hastings correction, the :func:`run` loop); the :class:`ReplayBuffer`
-of persistent chains; :data:`SAMPLERS`, :data:`DISCRETE_SAMPLERS`,
+of persistent chains (``replay.py``); :data:`SAMPLERS`, :data:`DISCRETE_SAMPLERS`,
 :func:`build_sampler` and :func:`sample` by name. Builds on :mod:`ebmlab.energies`.
 """
 
