@@ -65,6 +65,7 @@ from .train.distributed import (
     world_size,
 )
 from .train.loop import CHECKPOINT_NAME, METRICS_NAME
+from .train.tensorboard import TensorBoardLogger
 
 
 @dataclass
@@ -292,16 +293,24 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
     main = is_main_process()
     if main:
         _write_state(out, cfg, 0, "running", prior)
-    result = fit(
-        run_.energy,
-        run_.train,
-        objective,
-        settings,
-        state=state,
-        run_dir=out,
-        resume=resume,
-        progress=progress,
-    )
+    tb = _tensorboard(cfg, out) if main else None
+    if tb is not None:
+        tb.log_config(cfg.to_yaml())
+    try:
+        result = fit(
+            run_.energy,
+            run_.train,
+            objective,
+            settings,
+            state=state,
+            run_dir=out,
+            resume=resume,
+            progress=progress,
+            on_log=tb.log_metrics if tb is not None else None,
+        )
+    finally:
+        if tb is not None:
+            tb.close()
     seconds = prior + result.seconds
     if main:
         atomic_save_tensors(
@@ -312,6 +321,13 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
         _write_state(out, cfg, result.step, "trained", seconds)
     barrier()
     return seconds
+
+
+def _tensorboard(cfg: RunConfig, out: Path) -> TensorBoardLogger | None:
+    """A TensorBoard writer into the run directory when ``train.tensorboard`` is on."""
+    if not cfg.train.tensorboard:
+        return None
+    return TensorBoardLogger(out)
 
 
 def train_run(
@@ -617,6 +633,13 @@ def evaluate_run(
             plot_density(e64, run_.bounds, out_p / "energy.png", true_lp)
         if (out_p / METRICS_NAME).is_file():
             plot_curves(out_p / METRICS_NAME, out_p / "curves.png")
+        tb = _tensorboard(cfg, out_p)
+        if tb is not None:
+            step = int(report["steps"] or 0)
+            names = ("samples", "energy", "curves")
+            tb.log_figures({n: out_p / f"{n}.png" for n in names}, step)
+            tb.log_report(report, step)
+            tb.close()
     atomic_write_json(out_p / "report.json", report)
     return report
 
