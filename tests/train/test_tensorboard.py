@@ -15,7 +15,7 @@ from ebmlab.cli import main
 from ebmlab.errors import ConfigError
 
 pytest.importorskip("tensorboard")
-from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import (
     EventAccumulator,
 )
 

@@ -68,16 +68,16 @@ class TensorBoardLogger:
         for name, path in paths.items():
             if not Path(path).is_file():
                 continue
-            img = matplotlib.image.imread(path)  # (H, W, 3 or 4), floats in [0, 1]
+            img = matplotlib.image.imread(Path(path))  # (H, W, 3 or 4), floats in [0, 1]
             self.writer.add_image(f"figures/{name}", img[..., :3], step, dataformats="HWC")
         self.writer.flush()
 
     def log_report(self, report: Mapping[str, Any], step: int) -> None:
         """The finite numeric entries of an evaluation report as ``eval/<key>``."""
         for key, value in report.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                if math.isfinite(value):
-                    self.writer.add_scalar(f"eval/{key}", float(value), step)
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if is_number and math.isfinite(value):
+                self.writer.add_scalar(f"eval/{key}", float(value), step)
         self.writer.flush()
 
     def close(self) -> None:
