@@ -3,36 +3,56 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import time
 from importlib import metadata
 
+import pytest
 import torch
 
 import ebmlab
 
 
-def run_info() -> tuple[float, subprocess.CompletedProcess]:
+def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "ebmlab", "info"], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     return time.perf_counter() - t0, proc
 
 
+INFO = [sys.executable, "-m", "ebmlab", "info"]
+IMPORT_TORCH = [sys.executable, "-c", "import torch"]
+
+
 def test_info_prints_the_environment_in_under_two_seconds():
-    # Wall time of the whole command (interpreter start, imports, report). On a
-    # machine shared with other jobs one run can be descheduled: the best of three
-    # counts, and the first run that is fast enough ends the loop.
+    # Wall time of the whole command (interpreter start, imports, report), best of
+    # up to three runs. A machine running more jobs than it has cores stretches
+    # every wall time several-fold, so there the absolute limit is not checked
+    # (the test below still compares against import torch in the same conditions).
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        pytest.skip(f"load average {load:.1f} exceeds the {os.cpu_count()} cores")
     times = []
     for _ in range(3):
-        seconds, proc = run_info()
+        seconds, proc = timed(INFO)
         assert proc.returncode == 0, proc.stderr
         times.append(seconds)
         if seconds < 2.0:
             break
     assert min(times) < 2.0, f"ebmlab info took {times} s"
+
+
+def test_info_costs_little_more_than_importing_torch():
+    # Interleaved with the one import it cannot avoid: the rest (ebmlab, the
+    # report) must stay small, i.e. nothing else heavy gets imported.
+    t_info, t_torch = [], []
+    for _ in range(3):
+        seconds, proc = timed(INFO)
+        assert proc.returncode == 0, proc.stderr
+        t_info.append(seconds)
+        t_torch.append(timed(IMPORT_TORCH)[0])
+    assert min(t_info) < 1.25 * min(t_torch) + 0.3, (t_info, t_torch)
     out = proc.stdout
     for needle in (
         f"ebmlab: {ebmlab.__version__}",
