@@ -112,3 +112,23 @@ def test_non_finite_metrics_are_skipped(tmp_path):
     tb.close()
     tags = read_events(tmp_path).Tags()["scalars"]
     assert tags == ["train/loss"]
+
+
+def test_fit_hands_every_logged_row_to_on_log():
+    import torch
+
+    from ebmlab.energies import MLPEnergy
+    from ebmlab.objectives import ContrastiveDivergence
+    from ebmlab.samplers import Langevin
+    from ebmlab.train import TrainSettings, fit
+
+    energy = MLPEnergy(2, hidden=(8,), base_scale=3.0)
+    cd = ContrastiveDivergence(
+        Langevin(0.01), n_steps=2, mode="pcd", init_fn=lambda n, g: torch.randn(n, 2, generator=g)
+    )
+    data = torch.randn(200, 2, generator=torch.Generator().manual_seed(1))
+    seen: list[dict[str, float]] = []
+    s = TrainSettings(steps=12, batch_size=16, log_every=4, checkpoint_every=0)
+    res = fit(energy, data, cd, s, state=cd.init_state(16), progress=False, on_log=seen.append)
+    assert [r["step"] for r in seen] == [4.0, 8.0, 12.0]
+    assert seen == res.metrics
