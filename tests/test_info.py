@@ -47,7 +47,7 @@ def test_info_costs_little_more_than_importing_torch():
     # Interleaved with the one import it cannot avoid: the rest (ebmlab, the
     # report) must stay small, i.e. nothing else heavy gets imported.
     t_info, t_torch = [], []
-    for _ in range(3):
+    for _ in range(2):
         seconds, proc = timed(INFO)
         assert proc.returncode == 0, proc.stderr
         t_info.append(seconds)
