@@ -10,7 +10,7 @@ STAMP := $(VENV)/.ebmlab-installed
 # for a newer (CUDA) build while resolving ebmlab's "torch>=..." requirement.
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck install clean bench
+.PHONY: demo test lint typecheck install clean bench dist
 
 install: $(STAMP)
 
@@ -24,8 +24,8 @@ demo: $(STAMP)
 	$(VENV)/bin/ebmlab train --out runs/demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples tools
+	$(VENV)/bin/ruff format --check src tests benchmarks examples tools
 	$(VENV)/bin/mypy
 
 # One BLAS/OpenMP thread per test process: the tests use small tensors, where a
@@ -33,8 +33,17 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q --durations=15
 
+# The sdist and, built from it, the wheel (offline: hatchling, build and twine
+# come with the dev extra), then their metadata (twine) and contents
+# (tools/check_dist.py: every module and data file, LICENSE, py.typed; no tests).
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist .
+	$(PY) -m twine check --strict dist/*
+	$(PY) tools/check_dist.py dist
+
 bench: $(STAMP)
 	$(PY) benchmarks/sampling.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs dist .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ebmlab"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),
     ("cli",),
+    ("_info",),  # ebmlab info / show_versions: reads versions, imports only _version
     ("models",),  # deprecated aliases of the old paths; nothing may import them
     ("runs",),
     ("estimators",),

@@ -19,34 +19,44 @@ Subpackages, bottom layer first (docs/architecture.md has the map):
 * Model families: :mod:`ebmlab.lattice` (Ising, Potts), :mod:`ebmlab.boltzmann`
   (Boltzmann machines, RBMs, DBN, Hopfield), :mod:`ebmlab.conditional`
   (conditional energies ``F(x, y)``).
-* :mod:`ebmlab.estimators`: scikit-learn estimators (imported on first use).
+* :mod:`ebmlab.estimators`: scikit-learn estimators.
 * :mod:`ebmlab.runs`: run directories, under the ``ebmlab`` command line
   (:mod:`ebmlab.cli`).
 * :mod:`ebmlab.diagnostics`, :mod:`ebmlab.evaluation`, :mod:`ebmlab.plotting`,
   :mod:`ebmlab.config`, :mod:`ebmlab.errors`: MCMC diagnostics, evaluation
   metrics, figures, the run configuration, the error classes.
+* :func:`show_versions` (``ebmlab info``): the environment, for bug reports.
 
-``ebmlab.models`` is the deprecated home of the model families: its names still
-import, with a :class:`DeprecationWarning`, for one release.
+The subpackages load on first use, so ``import ebmlab`` and commands that need
+no model (``ebmlab info``, ``ebmlab --help``) do not pay for torch and
+scikit-learn. ``ebmlab.models`` is the deprecated home of the model families:
+its names still import, with a :class:`DeprecationWarning`, for one release.
 """
 
 from __future__ import annotations
 
-from . import (
-    boltzmann,
-    conditional,
-    data,
-    diagnostics,
-    energies,
-    errors,
-    lattice,
-    objectives,
-    partition,
-    samplers,
-    train,
-)
+import importlib
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .samplers import sample
+
+if TYPE_CHECKING:  # the lazy attributes below, for type checkers
+    from . import (
+        boltzmann,
+        conditional,
+        data,
+        diagnostics,
+        energies,
+        errors,
+        estimators,
+        lattice,
+        objectives,
+        partition,
+        samplers,
+        train,
+    )
+    from ._info import show_versions
+    from .samplers import sample
 
 __all__ = [
     "__version__",
@@ -62,15 +72,42 @@ __all__ = [
     "partition",
     "sample",
     "samplers",
+    "show_versions",
     "train",
 ]
 
+_SUBPACKAGES = frozenset(
+    {
+        "boltzmann",
+        "conditional",
+        "data",
+        "diagnostics",
+        "energies",
+        "errors",
+        "estimators",
+        "lattice",
+        "models",
+        "objectives",
+        "partition",
+        "runs",
+        "samplers",
+        "train",
+    }
+)
+_FUNCTIONS = {"sample": ".samplers", "show_versions": "._info"}
+
 
 def __getattr__(name: str) -> object:
-    """Import ``ebmlab.estimators`` (and with it scikit-learn), ``ebmlab.runs`` and the
-    deprecated ``ebmlab.models`` on first use."""
-    if name in ("estimators", "models", "runs"):
-        import importlib
-
+    """Import a subpackage (or the module of a top-level function) on first use; the
+    deprecated ``ebmlab.models`` warns when its names are used."""
+    if name in _SUBPACKAGES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name in _FUNCTIONS:
+        value = getattr(importlib.import_module(_FUNCTIONS[name], __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

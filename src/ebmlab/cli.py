@@ -1,5 +1,5 @@
 """Command line: ``ebmlab COMMAND``, COMMAND one of train, resume, sample, evaluate,
-score, detect, denoise, logz, ising.
+score, detect, denoise, logz, ising, info.
 
 Thin: parse arguments, call library functions, write results. User errors
 print one line on stderr and exit with status 2, without a traceback.
@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="run directory (default runs/NAME)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log metrics, figures and the config for TensorBoard (into the run directory)",
+    )
     _nproc(p)
     _common(p)
 
@@ -203,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="torch device: cpu (default), cuda")
+
+    sub.add_parser("info", help="print versions, devices and BLAS, for bug reports")
     return parser
 
 
@@ -232,6 +239,8 @@ def _train(args: argparse.Namespace) -> int:
         cfg.train.steps = args.steps
     if args.objective is not None:
         cfg.objective.name = args.objective
+    if args.tensorboard:
+        cfg.train.tensorboard = True
     _override(cfg, args)
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
@@ -438,6 +447,13 @@ def _ising(args: argparse.Namespace) -> int:
     return 0
 
 
+def _info(args: argparse.Namespace) -> int:
+    from ._info import show_versions
+
+    show_versions()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ebmlab`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -453,6 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "denoise": _denoise,
         "logz": _logz,
         "ising": _ising,
+        "info": _info,
     }
     try:
         return handlers[args.command](args)

@@ -150,6 +150,8 @@ class TrainConfig(_Section):
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(200, ge=0)
     threads: int | None = Field(None, ge=1)
+    # Also write TensorBoard event files into the run directory (ebmlab[tensorboard]).
+    tensorboard: bool = False
 
 
 class EvaluateConfig(_Section):

@@ -38,6 +38,7 @@ from ..objectives import (
 )
 from ..samplers import Sampler, build_sampler
 from ..train.distributed import init_from_env
+from ..train.tensorboard import TensorBoardLogger
 
 
 @dataclass
@@ -234,3 +235,10 @@ def load_run(out: str | os.PathLike[str], *, device: str | None = None) -> Run:
     run_.energy.load_state_dict(load_file(str(weights), device=str(dev)))
     run_.energy.eval()
     return run_
+
+
+def _tensorboard(cfg: RunConfig, out: Path) -> TensorBoardLogger | None:
+    """A TensorBoard writer into the run directory when ``train.tensorboard`` is on."""
+    if not cfg.train.tensorboard:
+        return None
+    return TensorBoardLogger(out)

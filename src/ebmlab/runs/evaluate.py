@@ -23,7 +23,7 @@ from ..partition import log_likelihood
 from ..train import atomic_write_json
 from ..train.loop import METRICS_NAME
 from .apply import _estimate_log_z, sample_run
-from .build import Run, _versions, build_energy, load_run
+from .build import Run, _tensorboard, _versions, build_energy, load_run
 
 
 def evaluate_run(
@@ -126,5 +126,12 @@ def evaluate_run(
             plot_density(e64, run_.bounds, out_p / "energy.png", true_lp)
         if (out_p / METRICS_NAME).is_file():
             plot_curves(out_p / METRICS_NAME, out_p / "curves.png")
+        tb = _tensorboard(cfg, out_p)
+        if tb is not None:
+            step = int(report["steps"] or 0)
+            names = ("samples", "energy", "curves")
+            tb.log_figures({n: out_p / f"{n}.png" for n in names}, step)
+            tb.log_report(report, step)
+            tb.close()
     atomic_write_json(out_p / "report.json", report)
     return report

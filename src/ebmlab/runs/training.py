@@ -24,7 +24,16 @@ from ..errors import ConfigError, RunDirError
 from ..train import TrainSettings, atomic_save_tensors, atomic_write_json, atomic_write_text, fit
 from ..train.distributed import barrier, is_main_process, rank_seed, world_size
 from ..train.loop import CHECKPOINT_NAME, METRICS_NAME
-from .build import Run, _objective, _prepare, _read_config, _set_threads, _versions, run_generator
+from .build import (
+    Run,
+    _objective,
+    _prepare,
+    _read_config,
+    _set_threads,
+    _tensorboard,
+    _versions,
+    run_generator,
+)
 from .evaluate import evaluate_run
 
 
@@ -89,16 +98,24 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
     main = is_main_process()
     if main:
         _write_state(out, cfg, 0, "running", prior)
-    result = fit(
-        run_.energy,
-        run_.train,
-        objective,
-        settings,
-        state=state,
-        run_dir=out,
-        resume=resume,
-        progress=progress,
-    )
+    tb = _tensorboard(cfg, out) if main else None
+    if tb is not None:
+        tb.log_config(cfg.to_yaml())
+    try:
+        result = fit(
+            run_.energy,
+            run_.train,
+            objective,
+            settings,
+            state=state,
+            run_dir=out,
+            resume=resume,
+            progress=progress,
+            on_log=tb.log_metrics if tb is not None else None,
+        )
+    finally:
+        if tb is not None:
+            tb.close()
     seconds = prior + result.seconds
     if main:
         atomic_save_tensors(

@@ -6,6 +6,8 @@
 * :mod:`~ebmlab.train.checkpoint`: crash-safe atomic writes and the training
   checkpoint (model, optimizer, replay buffer, RNG states, checksums).
 * :mod:`~ebmlab.train.distributed`: data-parallel training under ``torchrun``.
+* :mod:`~ebmlab.train.tensorboard`: an optional TensorBoard writer of the
+  metrics, figures and config of a run (``ebmlab train --tensorboard``).
 
 Knows nothing of objectives or models: it takes any energy and any objective.
 """

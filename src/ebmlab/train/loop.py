@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -208,6 +209,7 @@ def fit(
     run_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
     progress: bool = True,
+    on_log: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Train ``energy`` on ``data`` with ``objective``.
 
@@ -226,6 +228,8 @@ def fit(
             (``None``: nothing is written).
         resume: Continue from ``run_dir``'s checkpoint.
         progress: Show a tqdm progress bar.
+        on_log: Called (on the main process) with each logged metrics row, e.g.
+            :meth:`~ebmlab.train.tensorboard.TensorBoardLogger.log_metrics`.
 
     Returns:
         A :class:`FitResult`.
@@ -460,6 +464,8 @@ def fit(
                 if metrics_fh is not None:
                     csv.writer(metrics_fh).writerow([f"{row[c]:.6g}" for c in columns])
                     metrics_fh.flush()
+                if on_log is not None and main:
+                    on_log(row)
                 bar.set_postfix(
                     loss=f"{row['loss']:.3f}",
                     gap=f"{row['energy_gap']:.3f}",
