@@ -13,7 +13,9 @@ import torch
 from torch import Tensor
 
 from .._types import EnergyFn
+from .adapt import DEFAULT_TARGET_ACCEPT, DualAveraging, WarmupResult, warmup
 from .base import RunResult, Sampler, metropolis_accept, run, select
+from .chees import ChEESHMC, ChEESInfo, ChEESState
 from .cluster import ClusterInfo, SwendsenWang, Wolff, connected_components
 from .gibbs import (
     BlockGibbs,
@@ -30,6 +32,13 @@ from .mala import MALA, MALAInfo, MALAState
 from .replay import ReplayBuffer
 
 __all__ = [
+    "DEFAULT_TARGET_ACCEPT",
+    "ChEESHMC",
+    "ChEESInfo",
+    "ChEESState",
+    "DualAveraging",
+    "WarmupResult",
+    "warmup",
     "DISCRETE_SAMPLERS",
     "HMC",
     "MALA",
@@ -66,7 +75,13 @@ __all__ = [
 ]
 
 #: Samplers by name, for configs and the command line.
-SAMPLERS: dict[str, Any] = {"langevin": Langevin, "ula": Langevin, "mala": MALA, "hmc": HMC}
+SAMPLERS: dict[str, Any] = {
+    "langevin": Langevin,
+    "ula": Langevin,
+    "mala": MALA,
+    "hmc": HMC,
+    "chees": ChEESHMC,
+}
 
 #: Samplers of discrete variables by name. ``gibbs``, ``metropolis``, ``wolff`` and
 #: ``swendsen-wang`` need a spin model (Ising, Potts); ``gwg`` any differentiable
