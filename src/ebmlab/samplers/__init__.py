@@ -29,24 +29,23 @@ from .gwg import GibbsWithGradients, GWGInfo, GWGState
 from .hmc import HMC, HMCInfo, HMCState, leapfrog
 from .langevin import Langevin, LangevinInfo, LangevinState
 from .mala import MALA, MALAInfo, MALAState
+from .pt import ParallelTempering, PTInfo, PTState, pt_summary
 from .replay import ReplayBuffer
 
 __all__ = [
     "DEFAULT_TARGET_ACCEPT",
-    "ChEESHMC",
-    "ChEESInfo",
-    "ChEESState",
-    "DualAveraging",
-    "WarmupResult",
-    "warmup",
     "DISCRETE_SAMPLERS",
     "HMC",
     "MALA",
     "SAMPLERS",
     "BlockGibbs",
     "BlockGibbsState",
+    "ChEESHMC",
+    "ChEESInfo",
+    "ChEESState",
     "CheckerboardGibbs",
     "ClusterInfo",
+    "DualAveraging",
     "GWGInfo",
     "GWGState",
     "GibbsWithGradients",
@@ -58,20 +57,26 @@ __all__ = [
     "MALAInfo",
     "MALAState",
     "Metropolis",
+    "PTInfo",
+    "PTState",
+    "ParallelTempering",
     "ReplayBuffer",
     "RunResult",
     "Sampler",
     "SpinInfo",
     "SpinState",
     "SwendsenWang",
+    "WarmupResult",
     "Wolff",
     "build_sampler",
     "connected_components",
     "leapfrog",
     "metropolis_accept",
+    "pt_summary",
     "run",
     "sample",
     "select",
+    "warmup",
 ]
 
 #: Samplers by name, for configs and the command line.
