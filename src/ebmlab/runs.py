@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -55,7 +56,8 @@ from .objectives import (
 )
 from .partition import Estimate, log_likelihood
 from .partition import log_z as partition_log_z
-from .samplers import build_sampler, run
+from .samplers import build_sampler, sample
+from .samplers.auto import OnlineStepSize
 from .train import TrainSettings, atomic_save_tensors, atomic_write_json, atomic_write_text, fit
 from .train.distributed import (
     barrier,
@@ -191,7 +193,9 @@ def _objective(
         return NoiseContrastiveEstimation(noise, o.noise_ratio).to(
             device=device, dtype=_dtype(cfg)
         )
-    sampler = build_sampler(cfg.sampler.method, **cfg.sampler.hyperparameters())
+    sampler: Any = build_sampler(cfg.sampler.base_method, **cfg.sampler.hyperparameters())
+    if cfg.sampler.is_adaptive:  # no step size given: keep the acceptance at the target
+        sampler = OnlineStepSize(sampler, cfg.sampler.target_accept)
     try:
         return ContrastiveDivergence(
             sampler,
@@ -408,12 +412,16 @@ def sample_run(
     device: str | None = None,
     run_: Run | None = None,
     progress: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> Tensor:
     """Draw ``n`` samples from a trained run with its sampler.
 
     Chains start from the persistent chains saved with the run (or from noise
     when there are none) and take ``steps`` transitions (default
-    ``evaluate.sample_steps``).
+    ``evaluate.sample_steps``), after the sampler section's warm-up when its
+    step size is adapted; ``options`` override keys of the ``sampler`` section
+    (``method``, ``step_size``, ``warmup``, ``n_replicas``...). The adapted
+    parameters are logged to the ``ebmlab.samplers`` logger.
 
     Returns:
         Samples, shape ``(n, *event_shape)``.
@@ -426,9 +434,15 @@ def sample_run(
     dev = next(run_.energy.parameters()).device
     g = torch.Generator(device=dev).manual_seed(seed)
     x0 = _chain_starts(out_p, run_, n, g, dev)
-    sampler = build_sampler(cfg.sampler.method, **cfg.sampler.hyperparameters())
+    sc = cfg.sampler.model_copy(update=options or {})
+    try:
+        sc = type(sc).model_validate(sc.model_dump())
+    except ValidationError as exc:
+        raise ConfigError(f"bad sampler options: {exc.errors()[0]['msg']}") from None
     n_steps = cfg.evaluate.sample_steps if steps is None else steps
-    return run(sampler, run_.energy, x0, n_steps, generator=g, progress=progress).state.x
+    return sample(
+        run_.energy, x0, sc.method, n_steps, generator=g, progress=progress, **sc.sample_options()
+    )
 
 
 def score_run(
@@ -810,7 +824,7 @@ def denoise_run(
     else:
         s2 = math.inf
         free = ~obs
-        step = run_.config.sampler.step_size if step_size is None else float(step_size)
+        step = (run_.config.sampler.step_size or 0.01) if step_size is None else float(step_size)
     missing = ~obs
     event = energy.event_shape
     g = torch.Generator(device=dev).manual_seed(int(seed))

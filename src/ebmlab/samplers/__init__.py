@@ -120,24 +120,37 @@ def sample(
     method: str = "langevin",
     n_steps: int = 100,
     *,
+    warmup: int | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    return_info: bool = False,
     **hyperparameters: Any,
-) -> Tensor:
+) -> Any:
     """Run chains from ``x_init`` and return their final configurations.
 
-    A convenience over the sampler classes: builds the sampler by name, runs
-    it without building parameter gradients, and returns the end states.
+    A convenience over the sampler classes: builds the sampler by name, adapts
+    it when no step size is given, runs it without building parameter
+    gradients, and returns the end states (see
+    :func:`~ebmlab.samplers.auto.sample_adaptive` for every option).
 
     Arguments:
         energy: Callable ``(N, *event_shape) -> (N,)``; low energy = probable.
         x_init: Starting points, shape ``(n_chains, *event_shape)``.
-        method: ``"langevin"``, ``"mala"`` or ``"hmc"``.
-        n_steps: Transitions per chain.
+        method: ``"langevin"``, ``"mala"``, ``"hmc"``, ``"chees"`` (ChEES-HMC),
+            ``"pt"`` (parallel tempering; ``base=``, ``n_replicas=``,
+            ``beta_min=``) or a spin sampler (``"gibbs"``, ...).
+        n_steps: Transitions per chain after warm-up.
+        warmup: Warm-up transitions (step size and diagonal mass adapted, then
+            frozen; for ``"pt"`` also the temperature schedule). ``None``: 500
+            for MALA, HMC, ChEES and PT when no ``step_size`` is given (PT:
+            always), else none.
         generator: Random generator.
         progress: Show a progress bar.
-        **hyperparameters: Passed to the sampler (``step_size``, ...); a
-            default ``step_size`` of 0.01 is used when none is given.
+        return_info: Return a :class:`~ebmlab.samplers.auto.SampleResult`
+            (samples, frozen sampler, warm-up summary, PT statistics).
+        **hyperparameters: Passed to the sampler (``step_size``, ...), plus
+            ``target_accept``, ``adapt_mass``, ``verbose`` and the PT options;
+            Langevin without a ``step_size`` uses 0.01.
 
     Returns:
         Final configurations, shape ``(n_chains, *event_shape)``.
@@ -149,7 +162,22 @@ def sample(
         ...                   n_steps=50, step_size=0.5)
         >>> tuple(x.shape)
         (100, 2)
+        >>> out = ebmlab.sample(Gaussian.standard(2), torch.zeros(100, 2), "hmc",
+        ...                     n_steps=50, warmup=200, return_info=True)
+        >>> tuple(out.x.shape), out.warmup.step_size > 0
+        ((100, 2), True)
     """
-    hyperparameters.setdefault("step_size", 0.01)
-    sampler = build_sampler(method, **hyperparameters)
-    return run(sampler, energy, x_init, n_steps, generator=generator, progress=progress).state.x
+    from .auto import sample_adaptive
+
+    with torch.no_grad():
+        out = sample_adaptive(
+            energy,
+            x_init,
+            method,
+            n_steps,
+            warmup_steps=warmup,
+            generator=generator,
+            progress=progress,
+            **hyperparameters,
+        )
+    return out if return_info else out.x

@@ -63,7 +63,7 @@ class PTState(NamedTuple):
         base: Base-sampler state of all rows, ``R * C`` of them, row ``k * C + c``
             at temperature ``k`` of chain ``c``.
         betas: Schedule, shape ``(R,)``, increasing, last 1.
-        index: Replica id at each temperature, shape ``(R, C)``, int64.
+        replica: Replica id at each temperature, shape ``(R, C)``, int64.
         phase: Per replica id: 0 not yet at ``b_0``, 1 on its way up from
             ``b_0``, 2 on its way back down, shape ``(R, C)``, int64.
         round_trips: Completed ``b_0 -> 1 -> b_0`` trips per chain, shape ``(C,)``.
@@ -75,7 +75,7 @@ class PTState(NamedTuple):
     x: Tensor
     base: Any
     betas: Tensor
-    index: Tensor
+    replica: Tensor
     phase: Tensor
     round_trips: Tensor
     rejection: Tensor
@@ -229,7 +229,7 @@ class ParallelTempering:
     ) -> tuple[PTState, PTInfo]:
         """One scan: a base move of all replicas, then one even or odd swap round."""
         betas = state.betas
-        r, n = state.index.shape
+        r, n = state.replica.shape
         tempered, base = self._tempered(energy, betas, n, state.x.dim() - 1)
         base_state, base_info = base.step(state.base, tempered, generator=generator)
         rows = betas.repeat_interleave(n)
@@ -254,7 +254,7 @@ class ParallelTempering:
                 g = g * scale.reshape((r, n) + (1,) * (f.dim() - 1)).to(g.dtype)
             fields.append(g.reshape(f.shape))
         base_state = type(base_state)(*fields)
-        index = state.index.gather(0, perm)
+        index = state.replica.gather(0, perm)
         phase = state.phase.clone()
         hot, cold = index[0:1], index[-1:]
         ph_hot = phase.gather(0, hot)
