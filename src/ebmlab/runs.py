@@ -438,7 +438,9 @@ def sample_run(
     try:
         sc = type(sc).model_validate(sc.model_dump())
     except ValidationError as exc:
-        raise ConfigError(f"bad sampler options: {exc.errors()[0]['msg']}") from None
+        err = exc.errors()[0]
+        where = ".".join(str(k) for k in err["loc"])
+        raise ConfigError(f"bad sampler option {where}: {err['msg']}") from None
     n_steps = cfg.evaluate.sample_steps if steps is None else steps
     return sample(
         run_.energy, x0, sc.method, n_steps, generator=g, progress=progress, **sc.sample_options()
