@@ -279,6 +279,10 @@ def warmup(
                 var = (s2[0] / n_win - (s1[0] / n_win) ** 2).clamp_min(1e-12)
                 var = (n_win / (n_win + 5.0)) * var + 1e-3 * (5.0 / (n_win + 5.0))
                 mass = (1.0 / var).to(x.dtype)
+                if is_chees:  # keep T in units of the slowest oscillation period
+                    old_inv = 1.0 / torch.as_tensor(work.mass, dtype=var.dtype)
+                    ratio = (old_inv.to(var.device) / var).min()
+                    work.rescale_trajectory(math.sqrt(float(ratio)))
                 work.mass = mass
                 s1.zero_()
                 s2.zero_()

@@ -18,8 +18,10 @@ During :func:`~ebmlab.samplers.warmup`, ``log T`` climbs the ChEES criterion
         (x'_c - \\bar x') \\cdot M^{-1} p'_c,
 
 with ``w_c`` the acceptance probabilities (normalised), ``x'`` and ``p'`` the
-proposal and its momentum at the trajectory's end. The frozen ``T`` is the mean
-of ``log T`` over the second half of the warm-up. After warm-up ``T``, the step
+proposal and its momentum at the trajectory's end. After each mass update ``T``
+is rescaled by the change in the slowest oscillation period and Adam
+restarts; the frozen ``T`` is the mean of ``log T`` over the second half of
+the updates since the last mass update. After warm-up ``T``, the step
 size and the mass are fixed, so the chain is a valid (time-inhomogeneous,
 deterministic-schedule) MCMC chain.
 
@@ -246,6 +248,19 @@ class ChEESHMC:
         )
         self.trajectory_length = math.exp(log_t)
         self._log_t_history.append(log_t)
+
+    def rescale_trajectory(self, factor: float) -> None:
+        """Multiply ``T`` by ``factor`` (after a mass update) and restart Adam.
+
+        With inverse mass ``M^-1`` and coordinate variances ``s^2`` the
+        slowest angular frequency of the dynamics is ``min_i sqrt(M^-1_i /
+        s^2_i)``; :func:`warmup` passes the ratio of the old one to the new one,
+        so ``T`` keeps its length in periods of the slowest coordinate.
+        """
+        if self.trajectory_length is not None and math.isfinite(factor) and factor > 0:
+            self.trajectory_length = max(self.trajectory_length * factor, self.step_size)
+        self._adam = {"v": 0.0, "t": 0.0}
+        self._log_t_history = []
 
     def freeze_trajectory(self) -> None:
         """Fix ``T`` to the mean of ``log T`` over the second half of warm-up."""
