@@ -20,7 +20,6 @@ from ebmlab.models import IsingModel
 from ebmlab.samplers import (
     HMC,
     MALA,
-    CheckerboardGibbs,
     ChEESHMC,
     DualAveraging,
     ParallelTempering,
@@ -89,7 +88,7 @@ def test_warmup_refuses_samplers_without_acceptance():
 
 
 def test_pt_caches_stay_consistent_after_swaps(generator):
-    mu, var, energy = ill_conditioned(3)
+    _, _, energy = ill_conditioned(3)
     pt = ParallelTempering(MALA(0.05), n_replicas=4, beta_min=0.1)
     state = pt.init(torch.zeros(5, 3, dtype=F64), energy)
     for _ in range(7):
@@ -224,3 +223,49 @@ def test_pt_over_temperature_on_ising_near_critical(generator):
     s = pt_summary(state)
     assert s["betas"][0] == 0.0 and s["betas"][-1] == 1.0
     assert s["round_trip_rate"] > 0
+
+
+class _Curve:
+    """A fake sampler whose acceptance is exp(-step_size), without noise."""
+
+    has_acceptance = True
+
+    def __init__(self, step_size: float) -> None:
+        self.step_size = step_size
+
+    def init(self, x: Tensor, energy: object) -> tuple[Tensor]:
+        return (x,)
+
+    def step(self, state, energy, *, generator=None):
+        from ebmlab.samplers import MALAInfo
+
+        acc = torch.full((3,), math.exp(-self.step_size), dtype=F64)
+        return state, MALAInfo(acc, acc > 0.5)
+
+
+def test_online_step_size_settles_where_acceptance_meets_the_target():
+    from ebmlab.samplers.auto import OnlineStepSize
+
+    for start in (1e-4, 10.0):
+        ctrl = OnlineStepSize(_Curve(start), target_accept=0.6)
+        run(ctrl, None, torch.zeros(3, 1, dtype=F64), 3000)
+        assert ctrl.step_size == pytest.approx(-math.log(0.6), rel=0.01), start
+
+
+def test_online_step_size_keeps_the_improved_cd_kl_term():
+    from ebmlab.energies import MLPEnergy
+    from ebmlab.objectives import ContrastiveDivergence
+    from ebmlab.samplers.auto import OnlineStepSize
+
+    energy = MLPEnergy(2, hidden=(8,)).double()
+    cd = ContrastiveDivergence(
+        OnlineStepSize(MALA(0.01)),
+        n_steps=3,
+        mode="short-run",
+        kl_weight=0.5,
+        init_fn=lambda n, g: torch.randn(n, 2, generator=g, dtype=F64),
+    )
+    loss, _, _ = cd(energy, torch.randn(16, 2, dtype=F64), None)
+    loss.backward()
+    assert all(p.grad is not None for p in energy.parameters())
+    assert cd.sampler.step_size != 0.01
