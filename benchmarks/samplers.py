@@ -27,9 +27,10 @@ estimator (Geyer initial monotone sequence, chains combined) for every
 implementation, minimum over coordinates, of the mean (``x``) and of the
 variance (``(x - mu)^2``); "grads" counts gradient evaluations after warm-up
 over all chains (ebmlab: rows through the energy; peers: their integration
-step counts). Times exclude JAX compilation (each peer is run once before the
-timed run) and use one thread everywhere. Moments are checked within
-``4 sd / sqrt(ESS)`` (Bonferroni over coordinates).
+step counts). ESS per second divides by the time of warm-up plus sampling
+(blackjax and NumPyro time both in one call); times exclude JAX compilation
+(each peer is run once before the timed run) and use one thread everywhere.
+Moments are checked within ``4 sd / sqrt(ESS)`` (Bonferroni over coordinates).
 
 Usage::
 
@@ -200,8 +201,10 @@ def run_ebmlab(name: str, t: dict[str, Any], n_chains: int, n_warm: int, n_draws
     t0 = time.perf_counter()
     out = run(sampler, energy, state, n_draws, thin=1, generator=g)
     seconds = time.perf_counter() - t0
-    res = summarize(out.samples, t, float(energy.rows - warm_rows), seconds)
+    # ESS per second over warm-up + sampling, as the peers' timed runs include both
+    res = summarize(out.samples, t, float(energy.rows - warm_rows), warm_s + seconds)
     res.update(
+        sampling_seconds=seconds,
         warmup_grads=float(warm_rows),
         warmup_seconds=warm_s,
         adapted=w.summary(),
@@ -265,7 +268,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"\n**{tname}**\n")
         lines.append(
             "| implementation | chains | min ESS (mean) | min ESS (var) | grads after warm-up | "
-            "ESS / grad | ESS / s | moments within MCSE | adapted |"
+            "ESS / grad | ESS / s (warm-up + sampling) | moments within MCSE | adapted |"
         )
         lines.append("|---|---:|---:|---:|---:|---:|---:|---|---|")
         for impl, r in rows.items():
@@ -283,7 +286,7 @@ def markdown(results: dict[str, Any]) -> str:
             "\n**mixture: weight of the +5 mode (true 0.3), all chains started at -5; "
             "SE from the ESS of the indicator (chains stuck in one mode: binomial over chains)**\n"
         )
-        lines.append("| implementation | weight (end states) | SE | within 3 SE |")
+        lines.append("| implementation | weight (all kept draws) | SE | within 3 SE |")
         lines.append("|---|---:|---:|---|")
         for impl, (w, se) in results["mixture_weights"].items():
             ok = abs(w - 0.3) < 3 * se
@@ -310,7 +313,11 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true", help="ebmlab only")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--from-json", help="only print the markdown of an earlier results file")
     args = ap.parse_args()
+    if args.from_json:
+        print(markdown(json.loads(Path(args.from_json).read_text())))
+        return
     import torch
 
     torch.set_num_threads(1)
