@@ -269,3 +269,29 @@ def test_online_step_size_keeps_the_improved_cd_kl_term():
     loss.backward()
     assert all(p.grad is not None for p in energy.parameters())
     assert cd.sampler.step_size != 0.01
+
+
+@pytest.mark.slow
+def test_stepping_stone_log_z_of_ising_matches_enumeration(generator):
+    from ebmlab.samplers import stepping_stone
+
+    shape = (4, 4)
+    model = IsingModel.lattice(shape, beta=1.0 / ebmlab.models.CRITICAL_TEMPERATURE)
+    s = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=16)), dtype=F64)
+    exact = float(torch.logsumexp(-model(s.reshape(-1, *shape)), 0))
+    x0 = torch.ones(64, *shape, dtype=F64)
+    pt = ebmlab.sample(
+        model,
+        x0,
+        "pt",
+        n_steps=0,
+        warmup=100,
+        base="gibbs",
+        n_replicas=6,
+        generator=generator,
+        return_info=True,
+    ).sampler
+    state = run(pt, model, x0, 50, generator=generator).state  # burn-in
+    log_ratio, se, _ = stepping_stone(pt, model, state, 300, generator=generator)
+    log_z = log_ratio + 16 * math.log(2.0)  # Z(b = 0) = 2^16
+    assert abs(log_z - exact) < 4 * se, f"log Z {log_z:.4f} +- {se:.4f}, exact {exact:.4f}"

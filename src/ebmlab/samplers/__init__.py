@@ -29,7 +29,7 @@ from .gwg import GibbsWithGradients, GWGInfo, GWGState
 from .hmc import HMC, HMCInfo, HMCState, leapfrog
 from .langevin import Langevin, LangevinInfo, LangevinState
 from .mala import MALA, MALAInfo, MALAState
-from .pt import ParallelTempering, PTInfo, PTState, pt_summary
+from .pt import ParallelTempering, PTInfo, PTState, pt_summary, stepping_stone
 from .replay import ReplayBuffer
 
 __all__ = [
@@ -76,6 +76,7 @@ __all__ = [
     "run",
     "sample",
     "select",
+    "stepping_stone",
     "warmup",
 ]
 
