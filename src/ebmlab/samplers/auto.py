@@ -202,6 +202,14 @@ class OnlineStepSize:
             raise AttributeError(name)
         return getattr(self.sampler, name)
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """The current step size (saved with training checkpoints)."""
+        return {"step_size": torch.tensor([self.sampler.step_size], dtype=torch.float64)}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore the step size saved by :meth:`state_dict`."""
+        self.sampler.step_size = float(state["step_size"].reshape(-1)[0])
+
     def init(self, x: Tensor, energy: EnergyFn) -> Any:
         """The base sampler's ``init``."""
         return self.sampler.init(x, energy)

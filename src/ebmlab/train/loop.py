@@ -250,6 +250,16 @@ def fit(
             }
             if saved:
                 own.load_state_dict(saved)
+        ctrl = getattr(objective, "sampler", None)  # e.g. OnlineStepSize: its step size
+        if hasattr(ctrl, "load_state_dict"):
+            tail = f".{my_rank if saved_world == world else 0}"
+            saved = {
+                k.split(".")[1]: v
+                for k, v in extra_tensors.items()
+                if k.startswith("sampler.") and k.endswith(tail)
+            }
+            if saved:
+                ctrl.load_state_dict(saved)  # type: ignore[union-attr]
         if state is not None and "buffer" in extra_tensors:
             full = extra_tensors["buffer"].to(dev)
             cap = state.state_dict()["buffer"].shape[0]
@@ -279,6 +289,11 @@ def fit(
         if own is not None:
             for k, v in own.state_dict().items():
                 extra[f"objective.{k}"] = v.detach().cpu().contiguous()
+        ctrl = getattr(objective, "sampler", None)
+        if hasattr(ctrl, "state_dict"):  # per-rank adaptive sampler state
+            for k, v in ctrl.state_dict().items():  # type: ignore[union-attr]
+                for r, t in enumerate(all_gather_tensor(v)):
+                    extra[f"sampler.{k}.{r}"] = t
         if main:
             save_training_state(
                 ckpt,
