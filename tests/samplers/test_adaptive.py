@@ -144,7 +144,7 @@ def test_adapted_hmc_on_neals_funnel_log_scale_marginal(generator):
 
     x0 = 0.5 * torch.randn(128, d, dtype=F64, generator=generator)
     w = warmup(HMC(1e-3, 10), funnel, x0, 500, generator=generator)
-    out = run(w.sampler, funnel, w.state, 500, thin=1, generator=generator)
+    out = run(w.sampler, funnel, w.state, 300, thin=1, generator=generator)
     assert out.samples is not None
     v = out.samples[..., :1]
     assert_mean_within_mcse(v, 0.0)
@@ -160,7 +160,7 @@ def test_pt_recovers_unequal_mode_weights_where_mala_does_not(generator):
         energy,
         x0,
         "pt",
-        n_steps=1000,
+        n_steps=400,
         warmup=600,
         beta_min=0.005,
         generator=generator,
@@ -174,7 +174,7 @@ def test_pt_recovers_unequal_mode_weights_where_mala_does_not(generator):
     s = out.pt
     assert 0.5 * s["round_trip_rate_deo"] <= s["round_trip_rate"] <= 2 * s["round_trip_rate_deo"]
     # plain (adapted) MALA from the same starts never leaves the heavy mode
-    plain = ebmlab.sample(energy, x0, "mala", n_steps=1000, warmup=300, generator=generator)
+    plain = ebmlab.sample(energy, x0, "mala", n_steps=300, warmup=300, generator=generator)
     frac_mala = float((plain[:, 0] > 0).double().mean())
     assert abs(frac_mala - weight) > 3 * se, f"MALA weight {frac_mala:.3f}"
 
