@@ -48,3 +48,19 @@ def test_sampler_compile_reaches_the_sampler(method):
     sampler = build_sampler(cfg.sampler.method, **cfg.sampler.hyperparameters())
     assert sampler.compile is True
     assert build_sampler(method, **RunConfig().sampler.hyperparameters()).compile is False
+
+
+def test_sampler_adaptation_keys_reach_sample_options():
+    default = RunConfig().sampler
+    assert default.step_size is None and default.is_adaptive
+    opts = default.sample_options()
+    assert "step_size" not in opts and opts["warmup"] == 500 and opts["adapt_mass"] is True
+    fixed = parse_config({"sampler": {"method": "hmc", "step_size": 0.1}}).sampler
+    assert not fixed.is_adaptive and fixed.sample_options()["warmup"] == 0
+    pt = parse_config(
+        {"sampler": {"method": "pt", "pt_base": "chees", "n_replicas": 4, "beta_min": 0.05}}
+    ).sampler
+    o = pt.sample_options()
+    assert (o["base"], o["n_replicas"], o["beta_min"]) == ("chees", 4, 0.05)
+    with pytest.raises(ConfigError, match="target_accept"):
+        parse_config({"sampler": {"target_accept": 1.5}})

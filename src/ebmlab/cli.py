@@ -128,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--n", type=int, default=1000, help="number of samples")
     p.add_argument("-o", "--out", required=True, help="output .npy file")
     p.add_argument("--steps", type=int, help="MCMC steps (default: the run's sample_steps)")
+    p.add_argument(
+        "--method",
+        choices=["langevin", "mala", "hmc", "chees", "pt"],
+        help="sampler (default: the run's sampler.method)",
+    )
+    p.add_argument("--step-size", type=float, help="fixed step size (default: adapted)")
+    p.add_argument("--warmup", type=int, help="warm-up steps adapting step size and mass")
+    p.add_argument("--target-accept", type=float, help="target acceptance of the warm-up")
+    p.add_argument("--no-adapt-mass", action="store_true", help="keep a unit mass")
+    p.add_argument("--replicas", type=int, help="temperatures of --method pt (default 8)")
+    p.add_argument("--beta-min", type=float, help="lowest inverse temperature of pt")
     _common(p)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run, rewrite report.json")
@@ -296,19 +307,40 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
+    import logging
+
     import numpy as np
 
     from .runs import sample_run
     from .train import atomic_write_bytes
 
-    x = sample_run(
-        args.run,
-        args.n,
-        steps=args.steps,
-        seed=args.seed or 0,
-        device=args.device,
-        progress=not args.quiet,
-    )
+    names = {
+        "method": "method",
+        "step_size": "step_size",
+        "warmup": "warmup",
+        "target_accept": "target_accept",
+        "replicas": "n_replicas",
+        "beta_min": "beta_min",
+    }
+    options = {k: getattr(args, a) for a, k in names.items() if getattr(args, a) is not None}
+    if args.no_adapt_mass:
+        options["adapt_mass"] = False
+    log = logging.getLogger("ebmlab.samplers")  # print the adapted parameters
+    handler = logging.StreamHandler(sys.stderr)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        x = sample_run(
+            args.run,
+            args.n,
+            steps=args.steps,
+            seed=args.seed or 0,
+            device=args.device,
+            progress=not args.quiet,
+            options=options,
+        )
+    finally:
+        log.removeHandler(handler)
     import io
 
     buf = io.BytesIO()

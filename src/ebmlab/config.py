@@ -63,35 +63,78 @@ class ModelConfig(_Section):
 
 
 class SamplerConfig(_Section):
-    """The MCMC transition used for negatives and for final samples."""
+    """The MCMC transition used for negatives and for final samples.
 
-    method: Literal["langevin", "ula", "mala", "hmc"] = "mala"
-    step_size: float = Field(0.02, gt=0.0)
+    ``step_size: null`` (the default) adapts it: during training an online
+    controller keeps the negatives' acceptance near ``target_accept``
+    (:class:`~ebmlab.samplers.auto.OnlineStepSize`); for final samples a
+    ``warmup`` of step size and diagonal mass (``adapt_mass``) runs first and
+    is then frozen (:func:`~ebmlab.samplers.warmup`). ``method: pt`` samples
+    with parallel tempering over ``n_replicas`` temperatures down to
+    ``beta_min`` with ``pt_base`` moves (training uses ``pt_base`` alone).
+    Langevin has no acceptance to adapt: its default step is 0.01.
+    """
+
+    method: Literal["langevin", "ula", "mala", "hmc", "chees", "pt"] = "mala"
+    step_size: float | None = Field(None, gt=0.0)
     noise_scale: float | None = Field(None, ge=0.0)
     n_leapfrog: int = Field(5, ge=1)
+    trajectory_length: float | None = Field(None, gt=0.0)
+    target_accept: float | None = Field(None, gt=0.0, lt=1.0)
+    warmup: int = Field(500, ge=0)
+    adapt_mass: bool = True
+    n_replicas: int = Field(8, ge=2)
+    beta_min: float = Field(0.01, gt=0.0, lt=1.0)
+    pt_base: Literal["mala", "hmc", "chees"] = "mala"
     grad_clip: float | None = Field(None, gt=0.0)
     clamp: tuple[float, float] | None = None
     # The fast path: blocked MLP gradients on the CPU, torch.compile (CUDA
     # graphs on GPU) otherwise; same chains in distribution (docs/scaling.md).
     compile: bool = False
 
+    @property
+    def base_method(self) -> str:
+        """The sampler that moves each chain (``pt_base`` for ``pt``)."""
+        return self.pt_base if self.method == "pt" else self.method
+
+    @property
+    def is_adaptive(self) -> bool:
+        """Whether the step size is adapted (none given, a Metropolis sampler)."""
+        return self.step_size is None and self.base_method in ("mala", "hmc", "chees")
+
     def hyperparameters(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`ebmlab.samplers.build_sampler`."""
-        if self.method in ("langevin", "ula"):
+        """Keyword arguments for :func:`ebmlab.samplers.build_sampler` of
+        :attr:`base_method` (an adapted step size starts at 0.01)."""
+        method = self.base_method
+        step = 0.01 if self.step_size is None else self.step_size
+        if method in ("langevin", "ula"):
             return {
-                "step_size": self.step_size,
+                "step_size": step,
                 "noise_scale": self.noise_scale,
                 "grad_clip": self.grad_clip,
                 "clamp": self.clamp,
                 "compile": self.compile,
             }
-        if self.method == "hmc":
-            return {
-                "step_size": self.step_size,
-                "n_leapfrog": self.n_leapfrog,
-                "compile": self.compile,
-            }
-        return {"step_size": self.step_size, "compile": self.compile}
+        if method == "hmc":
+            return {"step_size": step, "n_leapfrog": self.n_leapfrog, "compile": self.compile}
+        if method == "chees":
+            return {"step_size": step, "trajectory_length": self.trajectory_length}
+        return {"step_size": step, "compile": self.compile}
+
+    def sample_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`ebmlab.sample` (warm-up unless a step size is set)."""
+        hp = self.hyperparameters()
+        if self.is_adaptive:
+            hp.pop("step_size")
+        opts: dict[str, Any] = {
+            "warmup": self.warmup if (self.is_adaptive or self.method == "pt") else 0,
+            "target_accept": self.target_accept,
+            "adapt_mass": self.adapt_mass,
+            **hp,
+        }
+        if self.method == "pt":
+            opts.update(base=self.pt_base, n_replicas=self.n_replicas, beta_min=self.beta_min)
+        return opts
 
 
 class ObjectiveConfig(_Section):

@@ -222,3 +222,35 @@ def test_resume_extends_steps(tmp_path):
     assert main(["resume", str(tmp_path / "r"), "--steps", "20", "--no-eval", "--quiet"]) == 0
     assert json.loads((tmp_path / "r" / "state.json").read_text())["step"] == 20
     assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["train"]["steps"] == 20
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--method", "hmc", "--warmup", "40"], "adapted HMC: step_size="),
+        (["--method", "chees", "--warmup", "40"], "trajectory_length="),
+        (["--method", "pt", "--warmup", "30", "--replicas", "3"], "round trips per scan"),
+    ],
+)
+def test_sample_adaptive_options(trained, tmp_path, capsys, extra, needle):
+    out = tmp_path / "s.npy"
+    argv = ["sample", str(trained), "-n", "20", "-o", str(out), "--steps", "5", "--quiet"]
+    assert main([*argv, *extra]) == 0
+    assert needle in capsys.readouterr().err
+    assert np.load(out).shape == (20, 2)
+
+
+def test_sample_bad_adaptive_option_exits_2(trained, tmp_path):
+    proc = ebmlab(
+        "sample",
+        str(trained),
+        "-o",
+        "x.npy",
+        "--target-accept",
+        "1.5",
+        "--quiet",
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "target_accept" in proc.stderr.strip().splitlines()[-1]

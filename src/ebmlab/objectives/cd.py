@@ -137,7 +137,8 @@ class ContrastiveDivergence:
             raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
         if not kl_weight >= 0:
             raise ValueError(f"kl_weight must be >= 0, got {kl_weight}")
-        if kl_weight > 0 and not isinstance(sampler, Langevin | MALA):
+        inner = getattr(sampler, "sampler", sampler)  # OnlineStepSize wraps one
+        if kl_weight > 0 and not isinstance(inner, Langevin | MALA):
             raise ValueError(
                 f"kl_weight > 0 differentiates through the last sampler step and needs a "
                 f"Langevin or MALA sampler, got {type(sampler).__name__}"
@@ -240,7 +241,7 @@ class ContrastiveDivergence:
             clamp = getattr(sampler, "clamp", None)
             if clamp is not None:  # clamped coordinates do not move with theta
                 fixed = fixed | (after.x <= clamp[0]) | (after.x >= clamp[1])
-            if isinstance(sampler, MALA):  # rejected chains stay put
+            if isinstance(getattr(sampler, "sampler", sampler), MALA):  # rejected stay put
                 shape = (-1,) + (1,) * (x_prev.dim() - 1)
                 fixed = fixed | ~info.is_accepted.reshape(shape)
             return torch.where(fixed, after.x, x_new)

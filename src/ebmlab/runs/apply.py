@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import Tensor
 
 from ..data import load_tensor
@@ -36,9 +37,9 @@ from ..energies.base import energy_and_grad
 from ..errors import ConfigError, DataError
 from ..partition import Estimate
 from ..partition import log_z as partition_log_z
-from ..samplers import run
+from ..samplers import sample
 from ..train.loop import CHECKPOINT_NAME
-from .build import Run, _dtype, _init_fn, build_energy, build_run_sampler, load_run, run_generator
+from .build import Run, _dtype, _init_fn, build_energy, load_run, run_generator
 
 
 def _chain_starts(
@@ -68,12 +69,16 @@ def sample_run(
     device: str | None = None,
     run_: Run | None = None,
     progress: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> Tensor:
     """Draw ``n`` samples from a trained run with its sampler.
 
     Chains start from the persistent chains saved with the run (or from noise
     when there are none) and take ``steps`` transitions (default
-    ``evaluate.sample_steps``).
+    ``evaluate.sample_steps``), after the sampler section's warm-up when its
+    step size is adapted; ``options`` override keys of the ``sampler`` section
+    (``method``, ``step_size``, ``warmup``, ``n_replicas``...). The adapted
+    parameters are logged to the ``ebmlab.samplers`` logger.
 
     Returns:
         Samples, shape ``(n, *event_shape)``.
@@ -86,9 +91,17 @@ def sample_run(
     dev = next(run_.energy.parameters()).device
     g = run_generator(dev, seed)
     x0 = _chain_starts(out_p, run_, n, g, dev)
-    sampler = build_run_sampler(cfg)
+    sc = cfg.sampler.model_copy(update=options or {})
+    try:
+        sc = type(sc).model_validate(sc.model_dump())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(k) for k in err["loc"])
+        raise ConfigError(f"bad sampler option {where}: {err['msg']}") from None
     n_steps = cfg.evaluate.sample_steps if steps is None else steps
-    return run(sampler, run_.energy, x0, n_steps, generator=g, progress=progress).state.x
+    return sample(
+        run_.energy, x0, sc.method, n_steps, generator=g, progress=progress, **sc.sample_options()
+    )
 
 
 def score_run(
@@ -366,7 +379,7 @@ def denoise_run(
     else:
         s2 = math.inf
         free = ~obs
-        step = run_.config.sampler.step_size if step_size is None else float(step_size)
+        step = (run_.config.sampler.step_size or 0.01) if step_size is None else float(step_size)
     missing = ~obs
     event = energy.event_shape
     g = run_generator(dev, seed)

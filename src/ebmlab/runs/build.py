@@ -36,7 +36,8 @@ from ..objectives import (
     fit_gaussian_noise,
     fit_mixture_noise,
 )
-from ..samplers import Sampler, build_sampler
+from ..samplers import build_sampler
+from ..samplers.auto import OnlineStepSize
 from ..train.distributed import init_from_env
 from ..train.tensorboard import TensorBoardLogger
 
@@ -186,9 +187,14 @@ def _set_threads(cfg: RunConfig, dim: int) -> None:
         torch.set_num_threads(1)
 
 
-def build_run_sampler(cfg: RunConfig) -> Sampler:
-    """The sampler named by ``cfg.sampler`` with its hyperparameters (training and sampling)."""
-    return build_sampler(cfg.sampler.method, **cfg.sampler.hyperparameters())  # type: ignore[no-any-return]
+def build_run_sampler(cfg: RunConfig) -> Any:
+    """The training sampler of ``cfg.sampler``: the named base sampler with its
+    hyperparameters, wrapped in :class:`~ebmlab.samplers.auto.OnlineStepSize` when no step
+    size is given (the acceptance is then kept at ``target_accept`` while the energy moves)."""
+    sampler: Any = build_sampler(cfg.sampler.base_method, **cfg.sampler.hyperparameters())
+    if cfg.sampler.is_adaptive:
+        sampler = OnlineStepSize(sampler, cfg.sampler.target_accept)
+    return sampler
 
 
 def run_generator(device: torch.device | str, seed: int) -> torch.Generator:

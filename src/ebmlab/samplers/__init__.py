@@ -11,7 +11,14 @@ Continuous: :class:`Langevin` (ULA/SGLD, ``langevin.py``), :class:`MALA`
 parts in ``base.py`` (the :class:`GradientState` of the gradient samplers, one
 Metropolis-Hastings correction, the :func:`run` loop); the :class:`ReplayBuffer`
 of persistent chains (``replay.py``); :data:`SAMPLERS`, :data:`DISCRETE_SAMPLERS`,
-:func:`build_sampler` and :func:`sample` by name. Builds on :mod:`ebmlab.energies`.
+:func:`build_sampler` (``registry.py``) and :func:`sample` by name
+(``auto.py``: warm-up, the online step-size controller of training, parallel
+tempering behind one call).
+
+Self-tuning: warm-up adaptation of step size (dual averaging) and diagonal mass
+(``adapt.py``), :class:`ChEESHMC` with an adapted, jittered trajectory length
+(``chees.py``), and :class:`ParallelTempering` with non-reversible swaps and an
+adaptive schedule (``pt.py``). Builds on :mod:`ebmlab.energies`.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import torch
 from torch import Tensor
 
 from .._types import EnergyFn
+from .adapt import DEFAULT_TARGET_ACCEPT, DualAveraging, WarmupResult, warmup
 from .base import (
     GradientState,
     RunResult,
@@ -31,6 +39,7 @@ from .base import (
     run,
     select,
 )
+from .chees import ChEESHMC, ChEESInfo, ChEESState
 from .cluster import ClusterInfo, SwendsenWang, Wolff, connected_components
 from .gibbs import (
     BlockGibbs,
@@ -44,17 +53,24 @@ from .gwg import GibbsWithGradients, GWGInfo, GWGState
 from .hmc import HMC, HMCInfo, HMCState, leapfrog
 from .langevin import Langevin, LangevinInfo, LangevinState
 from .mala import MALA, MALAInfo, MALAState
+from .pt import ParallelTempering, PTInfo, PTState, pt_summary, stepping_stone
+from .registry import DISCRETE_SAMPLERS, SAMPLERS, build_sampler
 from .replay import ReplayBuffer
 
 __all__ = [
+    "DEFAULT_TARGET_ACCEPT",
     "DISCRETE_SAMPLERS",
     "HMC",
     "MALA",
     "SAMPLERS",
     "BlockGibbs",
     "BlockGibbsState",
+    "ChEESHMC",
+    "ChEESInfo",
+    "ChEESState",
     "CheckerboardGibbs",
     "ClusterInfo",
+    "DualAveraging",
     "GWGInfo",
     "GWGState",
     "GibbsWithGradients",
@@ -67,50 +83,29 @@ __all__ = [
     "MALAInfo",
     "MALAState",
     "Metropolis",
+    "PTInfo",
+    "PTState",
+    "ParallelTempering",
     "ReplayBuffer",
     "RunResult",
     "Sampler",
     "SpinInfo",
     "SpinState",
     "SwendsenWang",
+    "WarmupResult",
     "Wolff",
     "build_sampler",
     "connected_components",
     "init_gradient_state",
     "leapfrog",
     "metropolis_accept",
+    "pt_summary",
     "run",
     "sample",
     "select",
+    "stepping_stone",
+    "warmup",
 ]
-
-#: Samplers by name, for configs and the command line.
-SAMPLERS: dict[str, Any] = {"langevin": Langevin, "ula": Langevin, "mala": MALA, "hmc": HMC}
-
-#: Samplers of discrete variables by name. ``gibbs``, ``metropolis``, ``wolff`` and
-#: ``swendsen-wang`` need a spin model (Ising, Potts); ``gwg`` any differentiable
-#: energy of binary or spin variables.
-DISCRETE_SAMPLERS: dict[str, Any] = {
-    "gibbs": CheckerboardGibbs,
-    "metropolis": Metropolis,
-    "wolff": Wolff,
-    "swendsen-wang": SwendsenWang,
-    "gwg": GibbsWithGradients,
-}
-
-
-def build_sampler(method: str, **hyperparameters: Any) -> Sampler:
-    """Construct a sampler by name (see :data:`SAMPLERS`).
-
-    Raises:
-        ValueError: For an unknown name or keyword, listing the valid ones.
-    """
-    if method not in SAMPLERS:
-        raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}")
-    try:
-        return SAMPLERS[method](**hyperparameters)  # type: ignore[no-any-return]
-    except TypeError as exc:
-        raise ValueError(f"bad hyperparameters for sampler {method!r}: {exc}") from None
 
 
 def sample(
@@ -119,24 +114,37 @@ def sample(
     method: str = "langevin",
     n_steps: int = 100,
     *,
+    warmup: int | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    return_info: bool = False,
     **hyperparameters: Any,
-) -> Tensor:
+) -> Any:
     """Run chains from ``x_init`` and return their final configurations.
 
-    A convenience over the sampler classes: builds the sampler by name, runs
-    it without building parameter gradients, and returns the end states.
+    A convenience over the sampler classes: builds the sampler by name, adapts
+    it when no step size is given, runs it without building parameter
+    gradients, and returns the end states (see
+    :func:`~ebmlab.samplers.auto.sample_adaptive` for every option).
 
     Arguments:
         energy: Callable ``(N, *event_shape) -> (N,)``; low energy = probable.
         x_init: Starting points, shape ``(n_chains, *event_shape)``.
-        method: ``"langevin"``, ``"mala"`` or ``"hmc"``.
-        n_steps: Transitions per chain.
+        method: ``"langevin"``, ``"mala"``, ``"hmc"``, ``"chees"`` (ChEES-HMC),
+            ``"pt"`` (parallel tempering; ``base=``, ``n_replicas=``,
+            ``beta_min=``) or a spin sampler (``"gibbs"``, ...).
+        n_steps: Transitions per chain after warm-up.
+        warmup: Warm-up transitions (step size and diagonal mass adapted, then
+            frozen; for ``"pt"`` also the temperature schedule). ``None``: 500
+            for MALA, HMC, ChEES and PT when no ``step_size`` is given (PT:
+            always), else none.
         generator: Random generator.
         progress: Show a progress bar.
-        **hyperparameters: Passed to the sampler (``step_size``, ...); a
-            default ``step_size`` of 0.01 is used when none is given.
+        return_info: Return a :class:`~ebmlab.samplers.auto.SampleResult`
+            (samples, frozen sampler, warm-up summary, PT statistics).
+        **hyperparameters: Passed to the sampler (``step_size``, ...), plus
+            ``target_accept``, ``adapt_mass``, ``verbose`` and the PT options;
+            Langevin without a ``step_size`` uses 0.01.
 
     Returns:
         Final configurations, shape ``(n_chains, *event_shape)``.
@@ -148,7 +156,22 @@ def sample(
         ...                   n_steps=50, step_size=0.5)
         >>> tuple(x.shape)
         (100, 2)
+        >>> out = ebmlab.sample(Gaussian.standard(2), torch.zeros(100, 2), "hmc",
+        ...                     n_steps=50, warmup=200, return_info=True)
+        >>> tuple(out.x.shape), out.warmup.step_size > 0
+        ((100, 2), True)
     """
-    hyperparameters.setdefault("step_size", 0.01)
-    sampler = build_sampler(method, **hyperparameters)
-    return run(sampler, energy, x_init, n_steps, generator=generator, progress=progress).state.x
+    from .auto import sample_adaptive
+
+    with torch.no_grad():
+        out = sample_adaptive(
+            energy,
+            x_init,
+            method,
+            n_steps,
+            warmup_steps=warmup,
+            generator=generator,
+            progress=progress,
+            **hyperparameters,
+        )
+    return out if return_info else out.x

@@ -42,6 +42,9 @@ class MALA:
     Arguments:
         step_size: ``eps > 0``. Acceptance near 0.57 is optimal in high
             dimension (Roberts & Rosenthal 1998).
+        mass: Diagonal mass (preconditioner) ``M``, a float or a tensor shaped
+            like one event: the proposal is ``x - eps M^-1 grad E + sqrt(2 eps)
+            M^-1/2 z`` (set by :func:`~ebmlab.samplers.warmup`).
         compile: Evaluate energy and gradient through ``torch.compile``
             (falls back to eager with a warning when impossible).
 
@@ -60,10 +63,15 @@ class MALA:
 
     has_acceptance = True
 
-    def __init__(self, step_size: float, *, compile: bool = False) -> None:
+    def __init__(
+        self, step_size: float, *, mass: float | Tensor = 1.0, compile: bool = False
+    ) -> None:
         if not step_size > 0:
             raise ValueError(f"step_size must be > 0, got {step_size}")
+        if not bool((torch.as_tensor(mass) > 0).all()):
+            raise ValueError("mass must be positive")
         self.step_size = float(step_size)
+        self.mass = mass
         self.compile = bool(compile)
         self._kernels = CompiledKernels(lambda vg: vg, energy_and_grad)
 
@@ -85,11 +93,18 @@ class MALA:
         eps = self.step_size
         x, e, g = state
         noise = torch.empty_like(x).normal_(generator=generator)
-        y = torch.add(x, g, alpha=-eps).add_(noise, alpha=math.sqrt(2.0 * eps))
-        e_y, g_y = self._kernels(energy, y) if self.compile else energy_and_grad(energy, y)
+        if isinstance(self.mass, Tensor) or self.mass != 1.0:
+            mass = torch.as_tensor(self.mass, dtype=x.dtype, device=x.device)
+            y = x - eps * g / mass + math.sqrt(2.0 * eps) * noise / mass.sqrt()
+            e_y, g_y = self._kernels(energy, y) if self.compile else energy_and_grad(energy, y)
+            # q(b | a) = N(b; a - eps M^-1 grad E(a), 2 eps M^-1)
+            reverse = (x - y + eps * g_y / mass) * mass.sqrt()
+        else:
+            y = torch.add(x, g, alpha=-eps).add_(noise, alpha=math.sqrt(2.0 * eps))
+            e_y, g_y = self._kernels(energy, y) if self.compile else energy_and_grad(energy, y)
+            reverse = x - y + eps * g_y
         # log q(x | y) - log q(y | x) with q(b | a) = N(b; a - eps grad E(a), 2 eps I);
         # the forward residual y - x + eps g is sqrt(2 eps) * noise.
-        reverse = x - y + eps * g_y
         log_q_ratio = -(_sq_norm(reverse) - 2.0 * eps * _sq_norm(noise)) / (4.0 * eps)
         log_alpha = e - e_y + log_q_ratio
         accept = metropolis_accept(log_alpha, generator)

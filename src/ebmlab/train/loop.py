@@ -308,6 +308,16 @@ def fit(
             }
             if saved:
                 own.load_state_dict(saved)
+        ctrl = getattr(objective, "sampler", None)  # e.g. OnlineStepSize: its step size
+        if hasattr(ctrl, "load_state_dict"):
+            tail = f".{my_rank if saved_world == world else 0}"
+            saved = {
+                k.split(".")[1]: v
+                for k, v in extra_tensors.items()
+                if k.startswith("sampler.") and k.endswith(tail)
+            }
+            if saved:
+                ctrl.load_state_dict(saved)  # type: ignore[union-attr]
         if state is not None and "buffer" in extra_tensors:
             full = extra_tensors["buffer"].to(dev)
             cap = state.state_dict()["buffer"].shape[0]
@@ -341,6 +351,11 @@ def fit(
             extra["metrics.n"] = torch.tensor(n_sum)
             for k, v in sums.items():
                 extra[f"metrics.{k}"] = all_reduce_mean(v).cpu()
+        ctrl = getattr(objective, "sampler", None)
+        if hasattr(ctrl, "state_dict"):  # per-rank adaptive sampler state
+            for k, v in ctrl.state_dict().items():  # type: ignore[union-attr]
+                for r, t in enumerate(all_gather_tensor(v)):
+                    extra[f"sampler.{k}.{r}"] = t
         if main:
             save_training_state(
                 ckpt,
