@@ -40,6 +40,7 @@ from torch import Tensor
 from . import __version__
 from .config import RunConfig, load_config
 from .data import Toy, load_tensor, make_toy
+from .data.images import is_image_source
 from .energies import MLPEnergy
 from .energies.base import energy_and_grad
 from .errors import ConfigError, DataError, RunDirError
@@ -106,6 +107,11 @@ def load_data(cfg: RunConfig) -> tuple[Tensor, Tensor, Toy | None, list[tuple[fl
     """Training and held-out data for a config, the toy if any, and a bounding box."""
     dtype = _dtype(cfg)
     d = cfg.data
+    if d.file is not None and (d.image is not None or is_image_source(d.file)):
+        from .images import load_image_data  # image hook
+
+        train, test = load_image_data(cfg, dtype)
+        return train, test, None, [(-1.0, 1.0)] * train[0].numel()
     if d.file is not None:
         x = load_tensor(d.file, dtype=dtype)
         if x.shape[0] < 2:
@@ -133,6 +139,10 @@ def build_energy(cfg: RunConfig, event_shape: tuple[int, ...]) -> MLPEnergy:
     m = cfg.model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
+        if m.type != "mlp":  # image hook
+            from .images import build_image_energy
+
+            return build_image_energy(cfg, event_shape).to(_dtype(cfg))  # type: ignore[return-value]
         energy = MLPEnergy(
             event_shape,
             m.hidden,
@@ -157,6 +167,18 @@ def _init_fn(
     def init_fn(n: int, generator: torch.Generator | None) -> Tensor:
         u = torch.rand(n, lo.numel(), generator=generator, dtype=dtype, device=device)
         return (lo + (hi - lo) * u).reshape((n, *event_shape))
+
+    return init_fn
+
+
+def _data_init_fn(data: Tensor, noise: float, clamp: tuple[float, float] | None) -> Any:
+    """Fresh chain starts at random training points plus Gaussian noise of std ``noise``."""
+
+    def init_fn(n: int, generator: torch.Generator | None) -> Tensor:
+        idx = torch.randint(data.shape[0], (n,), generator=generator, device=data.device)
+        z = torch.empty((n, *data.shape[1:]), dtype=data.dtype, device=data.device)
+        x = data[idx] + noise * z.normal_(generator=generator)
+        return x.clamp(*clamp) if clamp is not None else x
 
     return init_fn
 
@@ -192,14 +214,18 @@ def _objective(
             device=device, dtype=_dtype(cfg)
         )
     sampler = build_sampler(cfg.sampler.method, **cfg.sampler.hyperparameters())
+    init_fn = _init_fn(bounds, event_shape, _dtype(cfg), device)
+    if o.restart == "data" and data is not None:
+        init_fn = _data_init_fn(data.to(device), o.restart_noise, cfg.sampler.clamp)
     try:
         return ContrastiveDivergence(
             sampler,
             o.n_steps,
             mode=o.name,
             alpha=o.alpha,
-            init_fn=_init_fn(bounds, event_shape, _dtype(cfg), device),
+            init_fn=init_fn,
             kl_weight=o.kl_weight,
+            data_noise=o.data_noise,
         )
     except ValueError as exc:
         raise ConfigError(f"objective {o.name!r}: {exc}") from None
@@ -283,6 +309,7 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
         checkpoint_every=t.checkpoint_every,
         seed=cfg.seed,
         device=str(dev),
+        ema=t.ema,
     )
     prior = 0.0
     if resume and (out / "state.json").is_file():
@@ -437,7 +464,15 @@ def score_run(
     """Energies ``(N,)`` of the rows of a .npy/.npz/.csv file under a trained run."""
     run_ = load_run(out, device=device)
     dim = run_.energy.dim
-    x = load_tensor(path, dim=dim, dtype=_dtype(run_.config))
+    if run_.config.data.image is not None:  # image hook
+        from .images import load_image_rows
+
+        x = load_image_rows(run_.config, run_.energy.event_shape, path)
+        if bool(x.isnan().any()):
+            raise DataError(f"{path}: NaN pixels; score needs complete images")
+        x = x.to(_dtype(run_.config))
+    else:
+        x = load_tensor(path, dim=dim, dtype=_dtype(run_.config))
     dev = next(run_.energy.parameters()).device
     with torch.no_grad():
         return torch.cat(
@@ -552,6 +587,14 @@ def evaluate_run(
     report["train_seconds"] = (
         train_seconds if train_seconds is not None else state.get("train_seconds")
     )
+    if cfg.data.image is not None:  # image hook: samples, grids, FID/KID, 8x8 likelihood
+        from .images import evaluate_image_run
+
+        evaluate_image_run(out_p, run_, report, plots=plots, progress=progress)
+        report["eval_seconds"] = time.perf_counter() - t0
+        report["versions"] = _versions()
+        atomic_write_json(out_p / "report.json", report)
+        return report
     # Exact NLL by quadrature for 1-3 dimensions, in float64.
     e64 = build_energy(cfg, energy.event_shape).double()
     e64.load_state_dict(energy.state_dict())
@@ -713,6 +756,19 @@ def _load_rows_with_nan(path: str | os.PathLike[str], dim: int) -> Any:
     return arr.astype(np.float64)
 
 
+def _image_mask(path: str | os.PathLike[str], shape: tuple[int, ...]) -> Any:
+    """An image run's observed-pixel mask: a ``.npy`` holding as many values as the images."""
+    import numpy as np
+
+    try:
+        m = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npy mask ({exc})") from None
+    if m.dtype.kind not in "biuf" or m.size != int(np.prod(shape)) or m.shape[0] != shape[0]:
+        raise DataError(f"{path}: mask of shape {m.shape} does not match {shape[0]} images")
+    return m.reshape(shape)
+
+
 def denoise_run(
     out: str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -786,10 +842,18 @@ def denoise_run(
     for p in energy.parameters():
         p.requires_grad_(False)
     dim = energy.dim
-    y_np = _load_rows_with_nan(path, dim)
+    image = run_.config.data.image
+    if image is not None:  # image hook: pixels in the data's units -> [-1, 1]
+        from .images import load_image_rows
+
+        y_np = load_image_rows(run_.config, energy.event_shape, path).numpy()
+        if noise_std is not None:
+            noise_std = noise_std * 2.0 / (image.high - image.low)
+    else:
+        y_np = _load_rows_with_nan(path, dim)
     observed = ~np.isnan(y_np)
     if mask is not None:
-        m = _load_rows_with_nan(mask, dim)
+        m = _load_rows_with_nan(mask, dim) if image is None else _image_mask(mask, y_np.shape)
         if m.shape != y_np.shape:
             raise DataError(f"{mask}: mask shape {m.shape} differs from the data's {y_np.shape}")
         observed &= m != 0

@@ -92,8 +92,10 @@ CASES: dict[str, Case] = {
         ("ResNetEnergy", "channels=(4, 6)", "depth=2", "spectral_norm=False"),
     ),
     "resnet_spectral_norm": Case(
-        lambda g: _seeded(g, ResNetEnergy, (2, 5, 9), channels=(4,), spectral_norm=True),
-        ("ResNetEnergy", "event_shape=(2, 5, 9)", "spectral_norm=True"),
+        lambda g: _seeded(
+            g, ResNetEnergy, (2, 5, 9), channels=(4,), spectral_norm=True, base_scale=2.0
+        ),
+        ("ResNetEnergy", "event_shape=(2, 5, 9)", "spectral_norm=True", "base_scale=2.0"),
     ),
     "gaussian": Case(lambda g: _gaussian(g), ("Gaussian", "dim=3")),
     "mixture_full": Case(

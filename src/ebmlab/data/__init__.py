@@ -1,4 +1,4 @@
-"""Data: 2-D toy distributions and loaders for user files.
+"""Data: 2-D toy distributions, loaders for user files, and image data.
 
 Toys are generated on demand from an explicit ``torch.Generator``; nothing is
 downloaded at import time. Loaders refuse bad data with one-line
@@ -7,6 +7,7 @@ downloaded at import time. Loaders refuse bad data with one-line
 
 from __future__ import annotations
 
+from .images import ImageData, ImageScaling, is_image_source, load_images
 from .loaders import load_array, load_tensor, validate_array
 from .toys import (
     TOYS,
@@ -24,12 +25,16 @@ __all__ = [
     "TOYS",
     "Checkerboard",
     "EightGaussians",
+    "ImageData",
+    "ImageScaling",
     "Pinwheel",
     "Rings",
     "Spirals",
     "Toy",
     "TwoMoons",
+    "is_image_source",
     "load_array",
+    "load_images",
     "load_tensor",
     "make_toy",
     "validate_array",

@@ -48,6 +48,12 @@ def _activation(name: str) -> type[nn.Module]:
     return ACTIVATIONS[name]
 
 
+def _with_base(e: Tensor, x: Tensor, base_scale: float | None) -> Tensor:
+    if base_scale is None:
+        return e
+    return e + x.reshape(x.shape[0], -1).pow(2).sum(-1) / (2.0 * base_scale**2)
+
+
 class ConvEnergy(Energy):
     """A strided CNN energy with Swish activations.
 
@@ -64,6 +70,9 @@ class ConvEnergy(Energy):
         activation: Name from :data:`ebmlab.energies.mlp.ACTIVATIONS`.
         spectral_norm: Wrap every convolution and linear layer in spectral
             normalization.
+        base_scale: Standard deviation ``s`` of a Gaussian reference term
+            ``|x|^2 / (2 s^2)`` added to the energy (``None``: none); it makes
+            ``exp(-E)`` integrable, which a log-likelihood by AIS needs.
 
     Example:
         >>> import torch
@@ -80,9 +89,13 @@ class ConvEnergy(Energy):
         hidden: int = 64,
         activation: str = "silu",
         spectral_norm: bool = False,
+        base_scale: float | None = None,
     ) -> None:
         shape = _image_shape(event_shape)
         super().__init__(shape)
+        if base_scale is not None and not base_scale > 0:
+            raise ValueError(f"base_scale must be > 0 or None, got {base_scale}")
+        self.base_scale = None if base_scale is None else float(base_scale)
         act = _activation(activation)
         self.channels = _widths(channels)
         if int(hidden) < 1:
@@ -110,12 +123,13 @@ class ConvEnergy(Energy):
 
     def forward(self, x: Tensor) -> Tensor:
         """Energies ``(N,)`` of images ``(N, C, H, W)``."""
-        return self.net(x).squeeze(-1)
+        return _with_base(self.net(x).squeeze(-1), x, self.base_scale)
 
     def extra_repr(self) -> str:
         return (
             f"event_shape={self.event_shape}, channels={self.channels}, hidden={self.hidden}, "
-            f"activation={self.activation!r}, spectral_norm={self.spectral_norm}"
+            f"activation={self.activation!r}, spectral_norm={self.spectral_norm}, "
+            f"base_scale={self.base_scale}"
         )
 
 
@@ -150,6 +164,7 @@ class ResNetEnergy(Energy):
         activation: Name from :data:`ebmlab.energies.mlp.ACTIVATIONS`.
         spectral_norm: Wrap every convolution and the head in spectral
             normalization.
+        base_scale: As in :class:`ConvEnergy`.
 
     Example:
         >>> import torch
@@ -166,9 +181,13 @@ class ResNetEnergy(Energy):
         depth: int = 1,
         activation: str = "silu",
         spectral_norm: bool = False,
+        base_scale: float | None = None,
     ) -> None:
         shape = _image_shape(event_shape)
         super().__init__(shape)
+        if base_scale is not None and not base_scale > 0:
+            raise ValueError(f"base_scale must be > 0 or None, got {base_scale}")
+        self.base_scale = None if base_scale is None else float(base_scale)
         act = _activation(activation)
         self.channels = _widths(channels)
         if int(depth) < 1:
@@ -193,10 +212,12 @@ class ResNetEnergy(Energy):
 
     def forward(self, x: Tensor) -> Tensor:
         """Energies ``(N,)`` of images ``(N, C, H, W)``."""
-        return self.head(self.features(x).sum((2, 3))).squeeze(-1)
+        e = self.head(self.features(x).sum((2, 3))).squeeze(-1)
+        return _with_base(e, x, self.base_scale)
 
     def extra_repr(self) -> str:
         return (
             f"event_shape={self.event_shape}, channels={self.channels}, depth={self.depth}, "
-            f"activation={self.activation!r}, spectral_norm={self.spectral_norm}"
+            f"activation={self.activation!r}, spectral_norm={self.spectral_norm}, "
+            f"base_scale={self.base_scale}"
         )

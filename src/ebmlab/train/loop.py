@@ -71,6 +71,9 @@ class TrainSettings:
         checkpoint_every: Steps between checkpoints (0: only at the end).
         seed: Seed of the one generator that drives batches and sampling.
         device: Torch device.
+        ema: Decay of an exponential moving average of the weights (``None``:
+            off). The average is checkpointed with the raw weights (so resume
+            is exact) and copied into the energy when training ends.
     """
 
     steps: int = 1000
@@ -85,8 +88,11 @@ class TrainSettings:
     checkpoint_every: int = 200
     seed: int = 0
     device: str = "cpu"
+    ema: float | None = None
 
     def __post_init__(self) -> None:
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"ema must be in (0, 1) or None, got {self.ema}")
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
         if self.batch_size < 1:
@@ -229,12 +235,14 @@ def fit(
     out = Path(run_dir) if run_dir is not None else None
     ckpt = out / CHECKPOINT_NAME if out is not None else None
     start = 0
+    ema_resumed: dict[str, Tensor] = {}
     if resume:
         if ckpt is None:
             raise ValueError("resume needs a run_dir")
         start, extra_tensors, extra_meta = load_training_state(
             ckpt, model=energy, optimizer=optimizer, generator=generator
         )
+        ema_resumed = extra_tensors
         saved_world = int(extra_meta.get("world_size", 1))
         if saved_world == world and f"rng.{my_rank}" in extra_tensors:
             generator.set_state(extra_tensors[f"rng.{my_rank}"])
@@ -263,6 +271,17 @@ def fit(
                 }
             )
 
+    # EMA of the weights: (average, live tensor) pairs; the live tensors share
+    # storage with the parameters, which the optimizer updates in place.
+    ema_pairs: list[tuple[str, Tensor, Tensor]] = []
+    if settings.ema is not None:
+        for k, v in energy.state_dict().items():
+            if v.is_floating_point():
+                ema_saved = ema_resumed.get(f"ema.{k}")
+                avg = ema_saved.to(v.device, v.dtype) if ema_saved is not None else v.detach()
+                avg = avg.clone()
+                ema_pairs.append((k, avg, v))
+
     def checkpoint(step: int) -> None:
         if ckpt is None:
             return
@@ -279,6 +298,8 @@ def fit(
         if own is not None:
             for k, v in own.state_dict().items():
                 extra[f"objective.{k}"] = v.detach().cpu().contiguous()
+        for k, avg, _ in ema_pairs:
+            extra[f"ema.{k}"] = avg.detach().cpu().contiguous()
         if main:
             save_training_state(
                 ckpt,
@@ -371,6 +392,10 @@ def fit(
                     f"regularizer (objective.alpha > 0)"
                 )
             optimizer.step()
+            if ema_pairs:
+                with torch.no_grad():
+                    for _, avg, live in ema_pairs:
+                        avg.lerp_(live, 1.0 - settings.ema)  # type: ignore[operator]
             values = {
                 k: v
                 if (v := _diag_value(diag, k)) is not None
@@ -405,6 +430,10 @@ def fit(
             bar.update(1)
         if settings.steps > start and last_good != settings.steps:
             checkpoint(settings.steps)
+        if ema_pairs:
+            with torch.no_grad():
+                for _, avg, live in ema_pairs:
+                    live.copy_(avg)
     finally:
         bar.close()
         if metrics_fh is not None:
