@@ -12,7 +12,7 @@ sampler                     Langevin, step 10, noise 0.005, per-pixel
 objective                   ``pcd``, 20 steps, buffer 8,192, 5% restarts
                             from uniform noise, energy penalty 0.1, data
                             noise 0.005
-train                       batch 128, Adam 3e-4 betas (0, 0.999),
+train                       batch 128, Adam 2e-4 betas (0, 0.999),
                             constant rate, 1,000 updates
 ==========================  =============================================
 
@@ -73,7 +73,7 @@ def image_run_config(source: str) -> RunConfig:
     o.name, o.n_steps, o.alpha, o.n_chains = "pcd", 20, 0.1, 8192
     o.reinit_prob, o.restart, o.data_noise = 0.05, "uniform", 0.005
     t = cfg.train
-    t.steps, t.batch_size, t.lr, t.betas = 1000, 128, 3e-4, (0.0, 0.999)
+    t.steps, t.batch_size, t.lr, t.betas = 1000, 128, 2e-4, (0.0, 0.999)
     t.lr_schedule, t.warmup_steps, t.checkpoint_every = "constant", 0, 250
     e = cfg.evaluate
     e.n_samples, e.sample_steps, e.mmd_samples = 1000, 60, 1000

@@ -350,8 +350,8 @@ def train_run(
         The report (also written to ``report.json``), or ``{}`` without evaluation.
     """
     out_p = Path(out)
+    run_, dev = _prepare(cfg)  # bad data fails here, before anything is written
     out_p.mkdir(parents=True, exist_ok=True)
-    run_, dev = _prepare(cfg)
     if is_main_process():
         atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
     seconds = _train(run_, dev, out_p, resume=False, progress=progress)

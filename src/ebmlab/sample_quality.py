@@ -145,7 +145,7 @@ def fid(a: Tensor, b: Tensor) -> float:
     a_np, b_np = a.double().numpy(), b.double().numpy()
     mu1, mu2 = a_np.mean(0), b_np.mean(0)
     s1, s2 = np.cov(a_np, rowvar=False), np.cov(b_np, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():  # nearly singular: regularize, as pytorch-fid does
         eps = 1e-6 * np.eye(s1.shape[0])
         covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))

@@ -302,10 +302,7 @@ def _infer_scaling(arr: np.ndarray, name: str) -> ImageScaling:
 
 def _array_shape(p: Path) -> tuple[int, ...]:
     if p.suffix.lower() == ".npy":
-        with open(p, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            shape, _, _ = np.lib.format._read_array_header(fh, version)  # type: ignore[attr-defined]
-            return tuple(shape)
+        return tuple(np.load(p, mmap_mode="r", allow_pickle=False).shape)
     with np.load(p, allow_pickle=False) as z:
         key = _npz_key(z, p)
         return tuple(z[key].shape)
