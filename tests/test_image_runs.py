@@ -306,3 +306,24 @@ def test_feature_classifier_learns_and_records_provenance():
     assert prov["test_accuracy"] >= 0.75, prov
     assert prov["comparable_with_inception_fid"] is False
     assert clf.embed(xt).shape == (64, 128)
+
+
+def test_langevin_negatives_skip_the_unused_last_gradient():
+    """CD's negatives equal a full run's end points, with one energy call fewer per step."""
+    energy = ConvEnergy((1, 6, 6), channels=(4,), hidden=4).double()
+    calls = []
+    energy.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    x = torch.rand(8, 1, 6, 6, dtype=torch.float64) * 2 - 1
+
+    def init(n, g):
+        return torch.rand(n, 1, 6, 6, generator=g, dtype=torch.float64) * 2 - 1
+
+    sampler = Langevin(0.5, noise_scale=0.01, grad_clamp=0.03, clamp=(-1.0, 1.0))
+    cd = ContrastiveDivergence(sampler, n_steps=5, mode="short-run", init_fn=init)
+    x_neg, _ = cd.negatives(energy, x, None, generator=torch.Generator().manual_seed(3))
+    assert len(calls) == 5  # init + 4 steps; the 5th move needs no gradient
+    from ebmlab.samplers import run
+
+    g = torch.Generator().manual_seed(3)
+    full = run(sampler, energy, init(8, g), 5, generator=g).state.x
+    torch.testing.assert_close(x_neg, full, rtol=0, atol=0)

@@ -213,6 +213,12 @@ class ContrastiveDivergence:
             acceptance = (out.acceptance_rate * (self.n_steps - 1) + acc) / self.n_steps
             last = (out.state, new, info)
             x_neg = new.x
+        elif self.n_steps >= 1 and hasattr(self.sampler, "final_move"):
+            # Unadjusted Langevin: the last move needs no energy at its end point
+            # (same draws, same negatives, one gradient evaluation fewer).
+            out = run(self.sampler, sampling_energy, x0, self.n_steps - 1, generator=generator)
+            x_neg = self.sampler.final_move(out.state, generator=generator)
+            acceptance = out.acceptance_rate
         else:
             out = run(self.sampler, sampling_energy, x0, self.n_steps, generator=generator)
             x_neg, acceptance = out.state.x, out.acceptance_rate

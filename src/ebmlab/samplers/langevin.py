@@ -163,6 +163,19 @@ class Langevin:
             ones = self._ones = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
         return ones
 
+    def final_move(
+        self, state: LangevinState, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The configurations one :meth:`step` would reach, without their energy.
+
+        The same random draws as :meth:`step` (so the same chains); it skips
+        the energy and gradient at the new point, which a caller that only
+        needs the end points (contrastive divergence's negatives) never reads:
+        one forward and backward pass fewer per chain run.
+        """
+        noise = torch.empty_like(state.x).normal_(generator=generator)
+        return self._move(state.x, state.grad, noise)
+
     def step(
         self,
         state: LangevinState,
