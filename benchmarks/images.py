@@ -27,7 +27,11 @@ Parts (``--part``):
   second) and the ratio. The plain loop computes 20 gradients per chain run;
   ebmlab's too (the last Langevin move skips the unused end-point gradient).
 
+* ``density``: 8x8 digits, dequantized test log-likelihood of the image EBM
+  (AIS/BDMC bracket) beside GaussianMixture and the Gaussian-Bernoulli RBM.
+
 Run:  python benchmarks/images.py --part generation --budget 150 --seeds 0,1,2
+      python benchmarks/images.py --part density --steps 500 --temperatures 3000
       python benchmarks/images.py --part perf --updates 10 --rounds 3
 Use ``--threads 1`` on a shared machine (the default).
 """
@@ -206,6 +210,116 @@ def generation(budget: float, seeds: list[int], tmp: Path) -> dict[str, Any]:
     return {"budget_cpu_s": budget, "rows": rows, "floor": floor, "classifier": prov}
 
 
+# ------------------------------------------------------------------ density (digits)
+
+
+def density(steps: int, n_temperatures: int, n_chains: int, seed: int = 0) -> dict[str, Any]:
+    """Dequantized digits test log-likelihood: the EBM (AIS/BDMC bracket) beside
+    scikit-learn's GaussianMixture (components by cross-validation; exact) and
+    ebmlab's Gaussian-Bernoulli RBM (exact log Z over 2^16 hidden states)."""
+    import math
+
+    from sklearn.mixture import GaussianMixture
+    from sklearn.model_selection import GridSearchCV
+
+    from ebmlab.images import dequantized_log_likelihood, scaling_of
+    from ebmlab.models import GaussianBernoulliRBM, fit_cd
+
+    cfg = image_run_config("builtin:digits")
+    cfg.seed, cfg.train.steps, cfg.train.threads = seed, steps, 1
+    cfg.evaluate.ais_temperatures, cfg.evaluate.ais_chains = n_temperatures, n_chains
+    train, test = load_image_data(cfg, torch.float64)
+    scaling = scaling_of(cfg)
+    assert scaling is not None
+    level = 2.0 / (scaling.high - scaling.low)
+    d = 64
+    jac = d * math.log(level)
+    g = torch.Generator().manual_seed(seed + 99)
+
+    def deq(x: Tensor) -> Tensor:
+        return x + level * (torch.rand(x.shape, generator=g, dtype=torch.float64) - 0.5)
+
+    tr, te = deq(train).reshape(-1, d).numpy(), deq(test).reshape(-1, d).numpy()
+    rows = []
+    t0 = time.process_time()
+    search = GridSearchCV(
+        GaussianMixture(covariance_type="full", reg_covar=1e-3, random_state=seed),
+        {"n_components": [1, 2, 5, 10, 20]},
+        cv=3,
+    ).fit(tr)
+    gm = search.best_estimator_
+    ll = gm.score_samples(te) + jac
+    rows.append(
+        {
+            "model": f"GaussianMixture ({gm.n_components} full, CV)",
+            "ll": float(ll.mean()),
+            "lower": float(ll.mean()),
+            "upper": float(ll.mean()),
+            "exact": True,
+            "cpu_s": time.process_time() - t0,
+        }
+    )
+    print(rows[-1], flush=True)
+    t0 = time.process_time()
+    torch.manual_seed(seed)
+    rbm = GaussianBernoulliRBM(
+        d, 16, learn_sigma=True, generator=torch.Generator().manual_seed(seed)
+    ).double()
+    fit_cd(
+        rbm,
+        torch.as_tensor(tr),
+        n_epochs=30,
+        batch_size=20,
+        learning_rate=0.01,
+        training="cd",
+        lr_schedule="linear",
+        generator=torch.Generator().manual_seed(seed),
+    )
+    with torch.no_grad():
+        lp = rbm.log_prob(torch.as_tensor(te)) + jac
+    rows.append(
+        {
+            "model": "GaussianBernoulliRBM (16 hidden, CD-1, 30 epochs; exact log Z)",
+            "ll": float(lp.mean()),
+            "lower": float(lp.mean()),
+            "upper": float(lp.mean()),
+            "exact": True,
+            "cpu_s": time.process_time() - t0,
+        }
+    )
+    print(rows[-1], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.process_time()
+        train_run(cfg, Path(tmp) / "run", progress=False, evaluate=False)
+        from ebmlab.runs import load_run
+
+        run_ = load_run(Path(tmp) / "run")
+        train_cpu = time.process_time() - t0
+        t0 = time.process_time()
+        r = dequantized_log_likelihood(run_.energy, run_.test, scaling, cfg, seed=seed + 7)
+    rows.append(
+        {
+            "model": f"ebmlab image EBM (digits recipe, {steps} updates; AIS/BDMC "
+            f"{n_chains}x{n_temperatures})",
+            "ll": r["ll_nats_per_image"],
+            "lower": r["ll_nats_per_image_lower"],
+            "upper": r["ll_nats_per_image_upper"],
+            "exact": False,
+            "cpu_s": train_cpu,
+            "ais_cpu_s": time.process_time() - t0,
+            "bracket": r["ll_bracket_width"],
+        }
+    )
+    print(rows[-1], flush=True)
+    for row in rows:
+        row["bits_per_dim"] = -row["ll"] / (d * math.log(2))
+    return {
+        "rows": rows,
+        "n_test": int(test.shape[0]),
+        "units": "nats per image, per unit of one grey level (17 levels), dequantized uniformly",
+    }
+
+
 # ------------------------------------------------------------------ perf
 
 
@@ -273,7 +387,10 @@ def perf(n_updates: int, rounds: int) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["generation", "perf"], default="generation")
+    ap.add_argument("--part", choices=["generation", "perf", "density"], default="generation")
+    ap.add_argument("--steps", type=int, default=500, help="density: EBM updates")
+    ap.add_argument("--temperatures", type=int, default=3000, help="density: AIS temperatures")
+    ap.add_argument("--chains", type=int, default=256, help="density: AIS chains")
     ap.add_argument("--budget", type=float, default=150.0, help="CPU seconds per training run")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--updates", type=int, default=10)
@@ -285,6 +402,8 @@ def main() -> None:
     if args.part == "generation":
         with tempfile.TemporaryDirectory() as tmp:
             out = generation(args.budget, [int(s) for s in args.seeds.split(",")], Path(tmp))
+    elif args.part == "density":
+        out = density(args.steps, args.temperatures, args.chains)
     else:
         out = perf(args.updates, args.rounds)
     text = json.dumps(out, indent=2, default=float)
