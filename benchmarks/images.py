@@ -333,7 +333,7 @@ def perf(n_updates: int, rounds: int) -> dict[str, Any]:
     o, s = cfg.objective, cfg.sampler
     res: dict[str, list[float]] = {"ebmlab": [], "plain": []}
     wall: dict[str, list[float]] = {"ebmlab": [], "plain": []}
-    for r in range(rounds):
+    for r in range(rounds + 1):  # round 0: warm-up
         order = ["ebmlab", "plain"] if r % 2 == 0 else ["plain", "ebmlab"]
         for impl in order:
             energy = build_energy(cfg, (1, 28, 28))
@@ -375,9 +375,15 @@ def perf(n_updates: int, rounds: int) -> dict[str, Any]:
             res[impl].append(n_updates * cfg.train.batch_size / (time.process_time() - t0))
             wall[impl].append(n_updates * cfg.train.batch_size / (time.perf_counter() - w0))
             print(impl, f"{res[impl][-1]:.1f} images/CPU-s, {wall[impl][-1]:.1f} wall", flush=True)
+    for v in (*res.values(), *wall.values()):
+        del v[0]  # the warm-up round
     ratios = [a / b for a, b in zip(res["ebmlab"], res["plain"], strict=True)]
+    wall_ratios = [a / b for a, b in zip(wall["ebmlab"], wall["plain"], strict=True)]
     return {
-        "images_per_s": res,
+        "images_per_cpu_s": res,
+        "images_per_wall_s": wall,
+        "wall_ratio_median": statistics.median(wall_ratios),
+        "note": "round 0 is a warm-up for both and is not in the ratios",
         "ratio_median": statistics.median(ratios),
         "ratios": ratios,
         "threads": torch.get_num_threads(),
