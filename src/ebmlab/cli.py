@@ -217,6 +217,12 @@ def _summary(report: dict[str, Any]) -> str:
         v = report.get(key)
         return "n/a" if v is None else f"{v:.4f}"
 
+    if "fid" in report:  # image runs
+        return (
+            f"FID {f('fid')} (buffer) / {f('fid_fresh')} (fresh chains) | floor "
+            f"{f('fid_floor')} (held-out images; classifier features, not Inception) | "
+            f"trained {f('train_seconds')} s"
+        )
     return (
         f"held-out NLL {f('nll_heldout')} nats | entropy floor {f('entropy_floor')} | "
         f"gap {f('nll_gap')} | log Z {f('log_z')} ({report.get('log_z_method')}) | "
