@@ -323,10 +323,10 @@ def _sample(args: argparse.Namespace) -> int:
 
     from .config import load_config
 
-    if load_config(Path(args.run) / "config.yaml").data.image is not None:  # image hook
+    cfg = load_config(Path(args.run) / "config.yaml")
+    if cfg.data.image is not None:  # image hook: a PNG grid or an array in the data's range
         from .images import scaling_of, write_image_samples
 
-        cfg = load_config(Path(args.run) / "config.yaml")
         print(write_image_samples(x, args.out, scaling_of(cfg)))
         return 0
     buf = io.BytesIO()
