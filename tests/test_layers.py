@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runs",),
     ("estimators",),
     ("boltzmann", "conditional", "lattice", "objectives"),  # model families, objectives
-    ("config", "data", "evaluation", "plotting", "train"),
+    ("config", "data", "evaluation", "plotting", "sample_quality", "train"),
     ("partition",),
     ("diagnostics", "samplers"),
     ("energies",),

@@ -24,7 +24,9 @@ Subpackages, bottom layer first (docs/architecture.md has the map):
   (:mod:`ebmlab.cli`).
 * :mod:`ebmlab.diagnostics`, :mod:`ebmlab.evaluation`, :mod:`ebmlab.plotting`,
   :mod:`ebmlab.config`, :mod:`ebmlab.errors`: MCMC diagnostics, evaluation
-  metrics, figures, the run configuration, the error classes.
+  metrics, figures, the run configuration, the error classes;
+  :mod:`ebmlab.sample_quality`: FID and KID of image samples in the features of a
+  small classifier trained on the same data.
 * :func:`show_versions` (``ebmlab info``): the environment, for bug reports.
 
 The subpackages load on first use, so ``import ebmlab`` and commands that need

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "DataConfig",
     "EvaluateConfig",
+    "ImageScalingConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "RunConfig",
@@ -34,11 +35,26 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class ImageScalingConfig(_Section):
+    """The recorded pixel map of an image run (see ``ebmlab.data.ImageScaling``):
+    ``low``/``high`` go to -1/+1; samples are written back in ``dtype`` and ``layout``."""
+
+    low: float
+    high: float
+    dtype: str
+    layout: Literal["NHW", "NCHW", "NHWC"]
+    # (C, H, W) of one image inside the library.
+    shape: list[int] = Field(default_factory=list)
+
+
 class DataConfig(_Section):
-    """Where the training data comes from: a built-in toy or a user file."""
+    """Where the training data comes from: a built-in toy, a user file, or images
+    (a file, a folder, an IDX file or ``builtin:digits`` / ``builtin:mnist5k``)."""
 
     toy: str | None = "eight_gaussians"
     file: str | None = None
+    # Set for image runs: the scaling recorded when the images were first read.
+    image: ImageScalingConfig | None = None
     n_train: int = Field(50_000, ge=1)
     n_test: int = Field(20_000, ge=1)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
@@ -51,9 +67,13 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """The energy network (an MLP over flattened inputs)."""
+    """The energy network: an MLP over flattened inputs, or for images a strided
+    CNN (``conv``: ``channels`` per layer, ``hidden`` the head) or a residual
+    network (``resnet``: ``channels`` per stage, ``depth`` blocks per stage)."""
 
-    type: Literal["mlp"] = "mlp"
+    type: Literal["mlp", "conv", "resnet"] = "mlp"
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64])
+    depth: int = Field(1, ge=1)
     hidden: list[int] = Field(default_factory=lambda: [64, 64, 64])
     activation: Literal["silu", "swish", "elu", "softplus", "tanh", "gelu"] = "silu"
     spectral_norm: bool = False
@@ -87,6 +107,8 @@ class SamplerConfig(_Section):
     beta_min: float = Field(0.01, gt=0.0, lt=1.0)
     pt_base: Literal["mala", "hmc", "chees"] = "mala"
     grad_clip: float | None = Field(None, gt=0.0)
+    # Per-coordinate gradient clamp (the per-pixel clamp of image recipes).
+    grad_clamp: float | None = Field(None, gt=0.0)
     clamp: tuple[float, float] | None = None
     # The fast path: blocked MLP gradients on the CPU, torch.compile (CUDA
     # graphs on GPU) otherwise; same chains in distribution (docs/scaling.md).
@@ -112,6 +134,7 @@ class SamplerConfig(_Section):
                 "step_size": step,
                 "noise_scale": self.noise_scale,
                 "grad_clip": self.grad_clip,
+                "grad_clamp": self.grad_clamp,
                 "clamp": self.clamp,
                 "compile": self.compile,
             }
@@ -148,6 +171,12 @@ class ObjectiveConfig(_Section):
     n_chains: int | None = Field(None, ge=1)
     reinit_prob: float = Field(0.0, ge=0.0, le=1.0)
     reservoir: bool = False
+    # Fresh chain starts: uniform over the data's box, or a training point plus
+    # Gaussian noise of std restart_noise ("data").
+    restart: Literal["uniform", "data"] = "uniform"
+    restart_noise: float = Field(0.5, ge=0.0)
+    # Gaussian noise added to each data batch (image recipes).
+    data_noise: float = Field(0.0, ge=0.0)
     # Improved contrastive divergence (Du et al. 2021): weight of the KL term (0: off).
     kl_weight: float = Field(0.0, ge=0.0)
     # sm: exact Hessian trace up to exact_max_dim dimensions, else Hutchinson's estimate.
@@ -190,6 +219,8 @@ class TrainConfig(_Section):
     lr_schedule: Literal["constant", "cosine", "linear"] = "cosine"
     warmup_steps: int = Field(100, ge=0)
     grad_clip: float | None = Field(None, gt=0.0)
+    # Exponential moving average of the weights (e.g. 0.999): the run keeps the average.
+    ema: float | None = Field(None, gt=0.0, lt=1.0)
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(200, ge=0)
     threads: int | None = Field(None, ge=1)

@@ -16,12 +16,14 @@ from torch import Tensor
 
 import ebmlab.energies as energies_module
 from ebmlab.energies import (
+    ConvEnergy,
     Energy,
     Gaussian,
     GaussianMixture,
     KMeansEnergy,
     MLPEnergy,
     PCAEnergy,
+    ResNetEnergy,
     SparseCodingEnergy,
     SumEnergy,
     Tempered,
@@ -49,6 +51,12 @@ def _mlp(g: torch.Generator, *args: object, **kwargs: object) -> MLPEnergy:
         return MLPEnergy(*args, **kwargs).to(F64)  # type: ignore[arg-type]
 
 
+def _seeded(g: torch.Generator, cls: type[Energy], *args: object, **kwargs: object) -> Energy:
+    with torch.random.fork_rng():
+        torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=g)))
+        return cls(*args, **kwargs).to(F64)  # type: ignore[call-arg]
+
+
 def _gaussian(g: torch.Generator, d: int = 3) -> Gaussian:
     return Gaussian(torch.randn(d, generator=g, dtype=F64), random_spd(d, g))
 
@@ -71,6 +79,26 @@ CASES: dict[str, Case] = {
     "mlp_base_scale": Case(
         lambda g: _mlp(g, (1, 4, 4), hidden=(8,), activation="softplus", base_scale=2.0),
         ("MLPEnergy", "base_scale=2.0", "event_shape=(1, 4, 4)"),
+    ),
+    "conv": Case(
+        lambda g: _seeded(g, ConvEnergy, (1, 8, 8), channels=(4, 8), hidden=8),
+        ("ConvEnergy", "channels=(4, 8)", "hidden=8", "spectral_norm=False"),
+    ),
+    "conv_spectral_norm_rgb": Case(
+        lambda g: _seeded(
+            g, ConvEnergy, (3, 7, 5), channels=(4, 4, 4), activation="elu", spectral_norm=True
+        ),
+        ("ConvEnergy", "event_shape=(3, 7, 5)", "spectral_norm=True", "activation='elu'"),
+    ),
+    "resnet": Case(
+        lambda g: _seeded(g, ResNetEnergy, (1, 6, 6), channels=(4, 6), depth=2),
+        ("ResNetEnergy", "channels=(4, 6)", "depth=2", "spectral_norm=False"),
+    ),
+    "resnet_spectral_norm": Case(
+        lambda g: _seeded(
+            g, ResNetEnergy, (2, 5, 9), channels=(4,), spectral_norm=True, base_scale=2.0
+        ),
+        ("ResNetEnergy", "event_shape=(2, 5, 9)", "spectral_norm=True", "base_scale=2.0"),
     ),
     "gaussian": Case(lambda g: _gaussian(g), ("Gaussian", "dim=3")),
     "mixture_full": Case(
@@ -380,6 +408,11 @@ def _cov_not_symmetric() -> None:
         (lambda: MLPEnergy(2, hidden=(4, 0)), "hidden"),
         (lambda: MLPEnergy((2, 0), hidden=(4,)), "event_shape"),
         (lambda: Tempered(Gaussian.standard(2), temperature=0.0), "temperature"),
+        (lambda: ConvEnergy((8, 8)), "event_shape"),
+        (lambda: ConvEnergy((1, 8, 8), channels=()), "channels"),
+        (lambda: ConvEnergy((1, 8, 8), hidden=0), "hidden"),
+        (lambda: ResNetEnergy((1, 8, 8), depth=0), "depth"),
+        (lambda: ResNetEnergy((1, 8, 8), activation="relu6"), "activation"),
         (lambda: SumEnergy(), "energy"),
         (lambda: SumEnergy(Gaussian.standard(2), Gaussian.standard(3)), "event_shape"),
     ],

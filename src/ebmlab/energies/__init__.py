@@ -12,6 +12,9 @@ Low energy = high probability: ``p(x) = exp(-E(x)) / Z``.
 * :mod:`~ebmlab.energies.latent`: energies whose volume of low energy is limited
   by architecture or regularization (:class:`PCAEnergy`, :class:`KMeansEnergy`,
   :class:`SparseCodingEnergy`) and :func:`fit_energy_loss`.
+* :mod:`~ebmlab.energies.conv`: image energies on ``(N, C, H, W)``:
+  :class:`ConvEnergy` (a small strided CNN) and :class:`ResNetEnergy` (residual
+  blocks, optional spectral norm).
 * :mod:`~ebmlab.energies.compose`: :class:`SumEnergy` (product of experts) and
   :class:`Tempered`.
 
@@ -26,17 +29,20 @@ from __future__ import annotations
 
 from .base import Energy, energy_and_grad, score
 from .compose import SumEnergy, Tempered
+from .conv import ConvEnergy, ResNetEnergy
 from .gaussian import Gaussian, GaussianMixture
 from .latent import KMeansEnergy, PCAEnergy, SparseCodingEnergy, fit_energy_loss
 from .mlp import MLPEnergy
 
 __all__ = [
+    "ConvEnergy",
     "Energy",
     "Gaussian",
     "GaussianMixture",
     "KMeansEnergy",
     "MLPEnergy",
     "PCAEnergy",
+    "ResNetEnergy",
     "SparseCodingEnergy",
     "SumEnergy",
     "Tempered",

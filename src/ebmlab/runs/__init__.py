@@ -15,6 +15,9 @@ Modules:
 * :mod:`~ebmlab.runs.evaluate`: :func:`evaluate_run` (``report.json``, figures).
 * :mod:`~ebmlab.runs.apply`: :func:`sample_run`, :func:`score_run`,
   :func:`detect_run`, :func:`denoise_run`, :func:`log_z_run`.
+* :mod:`~ebmlab.runs.images`: image runs: the image recipe's default config,
+  the data split, the convolutional energy, PNG grids, ``chains.gif`` and the
+  dequantized log-likelihood of 8x8 images (evaluated by ``evaluate``).
 
 Builds on every library layer below it (data, energies, samplers, objectives,
 partition, train); nothing in the library imports it but the command line.

@@ -110,7 +110,15 @@ def score_run(
     """Energies ``(N,)`` of the rows of a .npy/.npz/.csv file under a trained run."""
     run_ = load_run(out, device=device)
     dim = run_.energy.dim
-    x = load_tensor(path, dim=dim, dtype=_dtype(run_.config))
+    if run_.config.data.image is not None:
+        from .images import load_image_rows
+
+        x = load_image_rows(run_.config, run_.energy.event_shape, path)
+        if bool(x.isnan().any()):
+            raise DataError(f"{path}: NaN pixels; score needs complete images")
+        x = x.to(_dtype(run_.config))
+    else:
+        x = load_tensor(path, dim=dim, dtype=_dtype(run_.config))
     dev = next(run_.energy.parameters()).device
     with torch.no_grad():
         return torch.cat(
@@ -282,6 +290,19 @@ def _load_rows_with_nan(path: str | os.PathLike[str], dim: int) -> Any:
     return arr.astype(np.float64)
 
 
+def _image_mask(path: str | os.PathLike[str], shape: tuple[int, ...]) -> Any:
+    """An image run's observed-pixel mask: a ``.npy`` holding as many values as the images."""
+    import numpy as np
+
+    try:
+        m = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npy mask ({exc})") from None
+    if m.dtype.kind not in "biuf" or m.size != int(np.prod(shape)) or m.shape[0] != shape[0]:
+        raise DataError(f"{path}: mask of shape {m.shape} does not match {shape[0]} images")
+    return m.reshape(shape)
+
+
 def denoise_run(
     out: str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -355,10 +376,18 @@ def denoise_run(
     for p in energy.parameters():
         p.requires_grad_(False)
     dim = energy.dim
-    y_np = _load_rows_with_nan(path, dim)
+    image = run_.config.data.image
+    if image is not None:  # pixels in the data's units -> [-1, 1]
+        from .images import load_image_rows
+
+        y_np = load_image_rows(run_.config, energy.event_shape, path).numpy()
+        if noise_std is not None:
+            noise_std = noise_std * 2.0 / (image.high - image.low)
+    else:
+        y_np = _load_rows_with_nan(path, dim)
     observed = ~np.isnan(y_np)
     if mask is not None:
-        m = _load_rows_with_nan(mask, dim)
+        m = _load_rows_with_nan(mask, dim) if image is None else _image_mask(mask, y_np.shape)
         if m.shape != y_np.shape:
             raise DataError(f"{mask}: mask shape {m.shape} differs from the data's {y_np.shape}")
         observed &= m != 0

@@ -24,6 +24,7 @@ from torch import Tensor
 from .._version import __version__
 from ..config import RunConfig, load_config
 from ..data import Toy, load_tensor, make_toy
+from ..data.images import is_image_source
 from ..energies import MLPEnergy
 from ..errors import ConfigError, DataError, RunDirError
 from ..evaluation import default_bounds
@@ -81,6 +82,11 @@ def load_data(cfg: RunConfig) -> tuple[Tensor, Tensor, Toy | None, list[tuple[fl
     """Training and held-out data for a config, the toy if any, and a bounding box."""
     dtype = _dtype(cfg)
     d = cfg.data
+    if d.file is not None and (d.image is not None or is_image_source(d.file)):
+        from .images import load_image_data
+
+        train, test = load_image_data(cfg, dtype)
+        return train, test, None, [(-1.0, 1.0)] * train[0].numel()
     if d.file is not None:
         x = load_tensor(d.file, dtype=dtype)
         if x.shape[0] < 2:
@@ -108,6 +114,10 @@ def build_energy(cfg: RunConfig, event_shape: tuple[int, ...]) -> MLPEnergy:
     m = cfg.model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
+        if m.type != "mlp":  # images: ConvEnergy / ResNetEnergy
+            from .images import build_image_energy
+
+            return build_image_energy(cfg, event_shape).to(_dtype(cfg))  # type: ignore[return-value]
         energy = MLPEnergy(
             event_shape,
             m.hidden,
@@ -132,6 +142,18 @@ def _init_fn(
     def init_fn(n: int, generator: torch.Generator | None) -> Tensor:
         u = torch.rand(n, lo.numel(), generator=generator, dtype=dtype, device=device)
         return (lo + (hi - lo) * u).reshape((n, *event_shape))
+
+    return init_fn
+
+
+def _data_init_fn(data: Tensor, noise: float, clamp: tuple[float, float] | None) -> Any:
+    """Fresh chain starts at random training points plus Gaussian noise of std ``noise``."""
+
+    def init_fn(n: int, generator: torch.Generator | None) -> Tensor:
+        idx = torch.randint(data.shape[0], (n,), generator=generator, device=data.device)
+        z = torch.empty((n, *data.shape[1:]), dtype=data.dtype, device=data.device)
+        x = data[idx] + noise * z.normal_(generator=generator)
+        return x.clamp(*clamp) if clamp is not None else x
 
     return init_fn
 
@@ -166,14 +188,18 @@ def _objective(
         return NoiseContrastiveEstimation(noise, o.noise_ratio).to(
             device=device, dtype=_dtype(cfg)
         )
+    init_fn = _init_fn(bounds, event_shape, _dtype(cfg), device)
+    if o.restart == "data" and data is not None:
+        init_fn = _data_init_fn(data.to(device), o.restart_noise, cfg.sampler.clamp)
     try:
         return ContrastiveDivergence(
             build_run_sampler(cfg),
             o.n_steps,
             mode=o.name,
             alpha=o.alpha,
-            init_fn=_init_fn(bounds, event_shape, _dtype(cfg), device),
+            init_fn=init_fn,
             kl_weight=o.kl_weight,
+            data_noise=o.data_noise,
         )
     except ValueError as exc:
         raise ConfigError(f"objective {o.name!r}: {exc}") from None

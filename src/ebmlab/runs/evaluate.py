@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..evaluation import heldout_nll, mmd
@@ -24,6 +25,14 @@ from ..train import atomic_write_json
 from ..train.loop import METRICS_NAME
 from .apply import _estimate_log_z, sample_run
 from .build import Run, _tensorboard, _versions, build_energy, load_run
+from .images import (
+    _fresh_chains,
+    _labels,
+    _samples_png,
+    dequantized_log_likelihood,
+    scaling_of,
+    write_chains_gif,
+)
 
 
 def evaluate_run(
@@ -61,6 +70,18 @@ def evaluate_run(
     report["train_seconds"] = (
         train_seconds if train_seconds is not None else state.get("train_seconds")
     )
+    if cfg.data.image is not None:  # images: samples, grids, FID/KID, 8x8 likelihood
+        _evaluate_images(out_p, run_, report, plots=plots, progress=progress)
+        report["eval_seconds"] = time.perf_counter() - t0
+        report["versions"] = _versions()
+        tb = _tensorboard(cfg, out_p) if plots else None
+        if tb is not None:
+            step = int(report["steps"] or 0)
+            tb.log_figures({n: out_p / f"{n}.png" for n in ("samples", "curves")}, step)
+            tb.log_report(report, step)
+            tb.close()
+        atomic_write_json(out_p / "report.json", report)
+        return report
     # Exact NLL by quadrature for 1-3 dimensions, in float64.
     e64 = build_energy(cfg, energy.event_shape).double()
     e64.load_state_dict(energy.state_dict())
@@ -134,4 +155,76 @@ def evaluate_run(
             tb.log_report(report, step)
             tb.close()
     atomic_write_json(out_p / "report.json", report)
+    return report
+
+
+def _evaluate_images(
+    out: Path, run_: Any, report: dict[str, Any], *, plots: bool = True, progress: bool = False
+) -> dict[str, Any]:
+    """Image part of ``evaluate_run``: samples, figures, FID/KID, 8x8 log-likelihood.
+
+    Arguments:
+        out: Run directory.
+        run_: The :class:`ebmlab.runs.Run`.
+        report: The report so far (name, steps, times); completed in place.
+        plots: Write ``samples.png``, ``chains.gif`` and ``curves.png``.
+        progress: Show the sampler's progress bar.
+
+    Returns:
+        ``report``.
+    """
+    from ..sample_quality import image_quality, train_feature_classifier
+
+    cfg = run_.config
+    ev = cfg.evaluate
+    energy = run_.energy.eval()
+    for q in energy.parameters():
+        q.requires_grad_(False)
+    dev = next(energy.parameters()).device
+    g = torch.Generator(device=dev).manual_seed(cfg.seed + 11)
+    n = ev.n_samples
+    buffer = sample_run(out, n, seed=cfg.seed, run_=run_, progress=progress).detach().cpu()
+    fresh, frames = _fresh_chains(run_, n, ev.sample_steps, g, n_frames=16)
+    fresh = fresh.cpu()
+    report["n_samples"] = n
+    report["sample_finite_fraction"] = float(
+        torch.isfinite(buffer.reshape(n, -1)).all(1).double().mean()
+    )
+    y_tr, y_te = _labels(cfg)
+    if y_tr is not None and y_te is not None and int(torch.unique(y_tr).numel()) >= 2:
+        clf, provenance = train_feature_classifier(
+            run_.train.float(), y_tr, seed=cfg.seed, x_test=run_.test.float(), y_test=y_te
+        )
+        gr = torch.Generator().manual_seed(cfg.seed + 5)
+        m = min(n, run_.test.shape[0])
+        ref = run_.train[torch.randperm(run_.train.shape[0], generator=gr)[: max(m, 2)]]
+        q = image_quality(
+            {"buffer": buffer[:m].float(), "fresh": fresh[:m].float()},
+            clf,
+            ref.float(),
+            run_.test[:m].float(),
+            seed=cfg.seed,
+        )
+        report.update(q)
+        report["fid"] = q["fid_buffer"]
+        report["kid"] = q["kid_buffer"]
+        report["fid_floor"] = q["fid_heldout"]
+        report["kid_floor"] = q["kid_heldout"]
+        report["feature_network"] = provenance
+    else:
+        report["fid"] = report["kid"] = None
+        report["fid_note"] = "FID/KID need integer labels (npz 'y', subfolders, IDX labels)"
+    scaling = scaling_of(cfg)
+    c, h, w = energy.event_shape
+    if scaling is not None and h * w * c <= 64 and np.dtype(scaling.dtype).kind in "iu":
+        report.update(
+            dequantized_log_likelihood(energy, run_.test, scaling, cfg, seed=cfg.seed + 7)
+        )
+    if plots:
+        _samples_png(buffer[:64], fresh[:64], out / "samples.png")
+        write_chains_gif(frames, out / "chains.gif")
+        if (out / METRICS_NAME).is_file():
+            from ..plotting import plot_curves
+
+            plot_curves(out / METRICS_NAME, out / "curves.png")
     return report

@@ -89,6 +89,7 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
         checkpoint_every=t.checkpoint_every,
         seed=cfg.seed,
         device=str(dev),
+        ema=t.ema,
     )
     prior = 0.0
     if resume and (out / "state.json").is_file():
@@ -137,8 +138,8 @@ def train_run(
         The report (also written to ``report.json``), or ``{}`` without evaluation.
     """
     out_p = Path(out)
+    run_, dev = _prepare(cfg)  # bad data fails here, before anything is written
     out_p.mkdir(parents=True, exist_ok=True)
-    run_, dev = _prepare(cfg)
     if is_main_process():
         atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
     seconds = _train(run_, dev, out_p, resume=False, progress=progress)

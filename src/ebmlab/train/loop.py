@@ -77,6 +77,9 @@ class TrainSettings:
         checkpoint_every: Steps between checkpoints (0: only at the end).
         seed: Seed of the one generator that drives batches and sampling.
         device: Torch device.
+        ema: Decay of an exponential moving average of the weights (``None``:
+            off). The average is checkpointed with the raw weights (so resume
+            is exact) and copied into the energy when training ends.
     """
 
     steps: int = 1000
@@ -91,8 +94,11 @@ class TrainSettings:
     checkpoint_every: int = 200
     seed: int = 0
     device: str = "cpu"
+    ema: float | None = None
 
     def __post_init__(self) -> None:
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"ema must be in (0, 1) or None, got {self.ema}")
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
         if self.batch_size < 1:
@@ -269,6 +275,7 @@ def fit(
     # Running sums of the metrics since the last logged row (checkpointed with the rest).
     sums: dict[str, Tensor] = {}
     n_sum = 0
+    ema_resumed: dict[str, Tensor] = {}
     if resume:
         if ckpt is None:
             raise ValueError("resume needs a run_dir")
@@ -293,6 +300,7 @@ def fit(
                 for k, v in extra_tensors.items()
                 if k.startswith("metrics.") and k != "metrics.n"
             }
+        ema_resumed = extra_tensors
         saved_world = int(extra_meta.get("world_size", 1))
         if saved_world == world and f"rng.{my_rank}" in extra_tensors:
             generator.set_state(extra_tensors[f"rng.{my_rank}"])
@@ -331,6 +339,17 @@ def fit(
                 }
             )
 
+    # EMA of the weights: (average, live tensor) pairs; the live tensors share
+    # storage with the parameters, which the optimizer updates in place.
+    ema_pairs: list[tuple[str, Tensor, Tensor]] = []
+    if settings.ema is not None:
+        for k, v in energy.state_dict().items():
+            if v.is_floating_point():
+                ema_saved = ema_resumed.get(f"ema.{k}")
+                avg = ema_saved.to(v.device, v.dtype) if ema_saved is not None else v.detach()
+                avg = avg.clone()
+                ema_pairs.append((k, avg, v))
+
     def checkpoint(step: int) -> None:
         if ckpt is None:
             return
@@ -356,6 +375,8 @@ def fit(
             for k, v in ctrl.state_dict().items():  # type: ignore[union-attr]
                 for r, t in enumerate(all_gather_tensor(v)):
                     extra[f"sampler.{k}.{r}"] = t
+        for k, avg, _ in ema_pairs:
+            extra[f"ema.{k}"] = avg.detach().cpu().contiguous()
         if main:
             save_training_state(
                 ckpt,
@@ -456,6 +477,10 @@ def fit(
                 # log_z): one average makes every rank hold the same values from now on.
                 average_([t for t in (*own.parameters(), *own.buffers()) if t.is_floating_point()])
                 broadcast_([t for t in own.buffers() if not t.is_floating_point()])
+            if ema_pairs:
+                with torch.no_grad():
+                    for _, avg, live in ema_pairs:
+                        avg.lerp_(live, 1.0 - settings.ema)  # type: ignore[operator]
             values = {
                 k: v
                 if (v := _diag_value(diag, k)) is not None
@@ -492,6 +517,10 @@ def fit(
             bar.update(1)
         if settings.steps > start and last_good != settings.steps:
             checkpoint(settings.steps)
+        if ema_pairs:
+            with torch.no_grad():
+                for _, avg, live in ema_pairs:
+                    live.copy_(avg)
     finally:
         bar.close()
         if metrics_fh is not None:

@@ -1,0 +1,425 @@
+"""Image EBMs on the CPU: generation quality at equal CPU time, update throughput.
+
+Parts (``--part``):
+
+* ``generation``: mnist5k (4,000 train / 1,000 test, stratified), FID and KID in
+  the features of a small classifier trained once on the 4,000 training images
+  (``ebmlab.sample_quality``; **not comparable with Inception FID**), of 1,000
+  replay-buffer samples. Two recipes, the same network (the UvA tutorial's
+  CNN, ``ConvEnergy`` defaults), the same CPU-time budget per run, 3 seeds:
+
+  - ``ebmlab default``: ``ebmlab train --data builtin:mnist5k``'s recipe, run
+    through ``ebmlab.runs.train_run`` (so through ``train.fit``);
+  - ``UvA tutorial``: the tutorial's recipe written plainly here with its
+    published settings: 60 SGLD steps of size 10, noise 0.005, per-pixel
+    gradient clamp 0.03, buffer 8,192 (FIFO), 5% restarts, energy penalty 0.1,
+    data noise 0.005, Adam 1e-4 betas (0, 0.999), batch 128.
+
+  ebmlab's number of updates is set from a calibration (CPU seconds per update
+  measured on short runs) so that its whole ``train_run`` (data loading and
+  buffer set-up included) uses the budget; the UvA loop stops when its CPU time
+  reaches the CPU time that ebmlab's run of the same seed used (at least the
+  budget). The table states each run's measured CPU time.
+  Floor: the same distances for 1,000 held-out real images.
+
+* ``perf``: ebmlab's image update (``train.fit`` with the default recipe's
+  objective) against a plain PyTorch loop of the same recipe and network from
+  the same weights, interleaved rounds, images per CPU second (and per wall
+  second) and the ratio. The plain loop computes 20 gradients per chain run;
+  ebmlab's too (the last Langevin move skips the unused end-point gradient).
+
+* ``density``: 8x8 digits, dequantized test log-likelihood of the image EBM
+  (AIS/BDMC bracket) beside GaussianMixture and the Gaussian-Bernoulli RBM.
+
+Run:  python benchmarks/images.py --part generation --budget 150 --seeds 0,1,2
+      python benchmarks/images.py --part density --steps 500 --temperatures 3000
+      python benchmarks/images.py --part perf --updates 10 --rounds 3
+Use ``--threads 1`` on a shared machine (the default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ebmlab.config import RunConfig
+from ebmlab.energies import ConvEnergy
+from ebmlab.runs import build_energy, train_run
+from ebmlab.runs.images import image_run_config, load_image_data
+from ebmlab.sample_quality import image_quality, train_feature_classifier
+
+SOURCE = "builtin:mnist5k"
+
+
+# ------------------------------------------------------------------ the plain recipe
+
+
+class PlainRecipe:
+    """SGLD with a FIFO replay buffer, as in the UvA tutorial (written plainly)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        n_steps: int = 60,
+        step_size: float = 10.0,
+        noise: float = 0.005,
+        grad_clamp: float = 0.03,
+        buffer_size: int = 8192,
+        reinit: float = 0.05,
+        alpha: float = 0.1,
+        lr: float = 1e-4,
+        batch: int = 128,
+        seed: int = 0,
+    ) -> None:
+        self.model, self.n_steps, self.step_size, self.noise = model, n_steps, step_size, noise
+        self.grad_clamp, self.reinit, self.alpha, self.batch = grad_clamp, reinit, alpha, batch
+        self.buffer_size = buffer_size
+        self.g = torch.Generator().manual_seed(seed)
+        shape = model.event_shape  # type: ignore[attr-defined]
+        self.buffer = torch.rand((buffer_size, *shape), generator=self.g) * 2 - 1
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.0, 0.999))
+
+    def sample(self) -> Tensor:
+        n_new = int((torch.rand(self.batch, generator=self.g) < self.reinit).sum())
+        fresh = torch.rand((n_new, *self.buffer.shape[1:]), generator=self.g) * 2 - 1
+        idx = torch.randint(self.buffer.shape[0], (self.batch - n_new,), generator=self.g)
+        x = torch.cat([fresh, self.buffer[idx]]).detach()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        x.requires_grad_(True)
+        for _ in range(self.n_steps):
+            z = torch.randn(x.shape, generator=self.g)
+            x.data.add_(z, alpha=self.noise).clamp_(-1, 1)
+            (g,) = torch.autograd.grad(self.model(x).sum(), x)  # the energy's gradient
+            x.data.add_(g.clamp(-self.grad_clamp, self.grad_clamp), alpha=-self.step_size)
+            x.data.clamp_(-1, 1)
+        for p in self.model.parameters():
+            p.requires_grad_(True)
+        x = x.detach()
+        self.buffer = torch.cat([x, self.buffer])[: self.buffer_size]
+        return x
+
+    def update(self, real: Tensor) -> float:
+        real = (real + self.noise * torch.randn(real.shape, generator=self.g)).clamp(-1, 1)
+        fake = self.sample()
+        e = self.model(torch.cat([real, fake]))
+        e_pos, e_neg = e[: real.shape[0]], e[real.shape[0] :]
+        loss = e_pos.mean() - e_neg.mean() + self.alpha * (e_pos**2 + e_neg**2).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss)
+
+
+def uva_model(seed: int) -> ConvEnergy:
+    torch.manual_seed(seed)
+    return ConvEnergy((1, 28, 28))  # the tutorial's CNN: 16-32-64-64 strided convs, 64 hidden
+
+
+# ------------------------------------------------------------------ generation
+
+
+def _cfg(seed: int, steps: int) -> RunConfig:
+    cfg = image_run_config(SOURCE)
+    cfg.seed = seed
+    cfg.train.steps = steps
+    cfg.train.checkpoint_every = 0
+    cfg.train.threads = 1
+    return cfg
+
+
+def _ebmlab_run(seed: int, steps: int, out: Path) -> tuple[float, Path]:
+    t0 = time.process_time()
+    train_run(_cfg(seed, steps), out, progress=False, evaluate=False)
+    return time.process_time() - t0, out
+
+
+def _buffer_samples(out: Path, n: int, seed: int) -> Tensor:
+    from safetensors.torch import load_file
+
+    buf = load_file(str(out / "train_state.safetensors"))["extra.buffer"]
+    g = torch.Generator().manual_seed(seed)
+    return buf[torch.randperm(buf.shape[0], generator=g)[:n]].float()
+
+
+def generation(budget: float, seeds: list[int], tmp: Path) -> dict[str, Any]:
+    cfg = image_run_config(SOURCE)
+    train, test = load_image_data(cfg, torch.float32)
+    from ebmlab.runs.images import _labels
+
+    y_tr, y_te = _labels(cfg)
+    assert y_tr is not None and y_te is not None
+    clf, prov = train_feature_classifier(train, y_tr, seed=0, x_test=test, y_test=y_te)
+    print(f"feature classifier: test accuracy {prov['test_accuracy']:.3f}", flush=True)
+    g = torch.Generator().manual_seed(123)
+    ref = train[torch.randperm(train.shape[0], generator=g)[:1000]]
+    floor = image_quality({}, clf, ref, test[:1000])
+    # calibration: CPU seconds per update of ebmlab's run (2 and 6 updates)
+    c2, _ = _ebmlab_run(0, 2, tmp / "cal2")
+    c6, _ = _ebmlab_run(0, 6, tmp / "cal6")
+    per = max((c6 - c2) / 4, 1e-3)
+    setup = max(c2 - 2 * per, 0.0)
+    steps = max(1, int((budget - setup) / per))
+    print(f"ebmlab: {per:.2f} CPU s/update, setup {setup:.1f} s -> {steps} updates", flush=True)
+    rows = []
+    for seed in seeds:
+        cpu, out = _ebmlab_run(seed, steps, tmp / f"ebmlab{seed}")
+        q = image_quality({"s": _buffer_samples(out, 1000, seed)}, clf, ref, test[:1000])
+        rows.append(
+            {
+                "recipe": "ebmlab default",
+                "seed": seed,
+                "updates": steps,
+                "cpu_s": cpu,
+                "fid": q["fid_s"],
+                "kid": q["kid_s"],
+            }
+        )
+        print(rows[-1], flush=True)
+        model = uva_model(seed)
+        recipe = PlainRecipe(model, seed=seed)
+        gb = torch.Generator().manual_seed(seed)
+        t0 = time.process_time()
+        n_up = 0
+        # equal CPU time: the UvA loop gets what ebmlab's run of this seed used
+        uva_budget = max(budget, rows[-1]["cpu_s"])
+        while time.process_time() - t0 < uva_budget:
+            idx = torch.randint(train.shape[0], (128,), generator=gb)
+            recipe.update(train[idx])
+            n_up += 1
+        cpu = time.process_time() - t0
+        samples = recipe.buffer[torch.randperm(8192, generator=gb)[:1000]]
+        q = image_quality({"s": samples}, clf, ref, test[:1000])
+        rows.append(
+            {
+                "recipe": "UvA tutorial",
+                "seed": seed,
+                "updates": n_up,
+                "cpu_s": cpu,
+                "fid": q["fid_s"],
+                "kid": q["kid_s"],
+            }
+        )
+        print(rows[-1], flush=True)
+    return {"budget_cpu_s": budget, "rows": rows, "floor": floor, "classifier": prov}
+
+
+# ------------------------------------------------------------------ density (digits)
+
+
+def density(steps: int, n_temperatures: int, n_chains: int, seed: int = 0) -> dict[str, Any]:
+    """Dequantized digits test log-likelihood: the EBM (AIS/BDMC bracket) beside
+    scikit-learn's GaussianMixture (components by cross-validation; exact) and
+    ebmlab's Gaussian-Bernoulli RBM (exact log Z over 2^16 hidden states)."""
+    import math
+
+    from sklearn.mixture import GaussianMixture
+    from sklearn.model_selection import GridSearchCV
+
+    from ebmlab.models import GaussianBernoulliRBM, fit_cd
+    from ebmlab.runs.images import dequantized_log_likelihood, scaling_of
+
+    cfg = image_run_config("builtin:digits")
+    cfg.seed, cfg.train.steps, cfg.train.threads = seed, steps, 1
+    cfg.evaluate.ais_temperatures, cfg.evaluate.ais_chains = n_temperatures, n_chains
+    train, test = load_image_data(cfg, torch.float64)
+    scaling = scaling_of(cfg)
+    assert scaling is not None
+    level = 2.0 / (scaling.high - scaling.low)
+    d = 64
+    jac = d * math.log(level)
+    g = torch.Generator().manual_seed(seed + 99)
+
+    def deq(x: Tensor) -> Tensor:
+        return x + level * (torch.rand(x.shape, generator=g, dtype=torch.float64) - 0.5)
+
+    tr, te = deq(train).reshape(-1, d).numpy(), deq(test).reshape(-1, d).numpy()
+    rows = []
+    t0 = time.process_time()
+    search = GridSearchCV(
+        GaussianMixture(covariance_type="full", reg_covar=1e-3, random_state=seed),
+        {"n_components": [1, 2, 5, 10, 20]},
+        cv=3,
+    ).fit(tr)
+    gm = search.best_estimator_
+    ll = gm.score_samples(te) + jac
+    rows.append(
+        {
+            "model": f"GaussianMixture ({gm.n_components} full, CV)",
+            "ll": float(ll.mean()),
+            "lower": float(ll.mean()),
+            "upper": float(ll.mean()),
+            "exact": True,
+            "cpu_s": time.process_time() - t0,
+        }
+    )
+    print(rows[-1], flush=True)
+    t0 = time.process_time()
+    torch.manual_seed(seed)
+    rbm = GaussianBernoulliRBM(
+        d, 16, learn_sigma=True, generator=torch.Generator().manual_seed(seed)
+    ).double()
+    fit_cd(
+        rbm,
+        torch.as_tensor(tr),
+        n_epochs=30,
+        batch_size=20,
+        learning_rate=0.01,
+        training="cd",
+        lr_schedule="linear",
+        generator=torch.Generator().manual_seed(seed),
+    )
+    with torch.no_grad():
+        lp = rbm.log_prob(torch.as_tensor(te)) + jac
+    rows.append(
+        {
+            "model": "GaussianBernoulliRBM (16 hidden, CD-1, 30 epochs; exact log Z)",
+            "ll": float(lp.mean()),
+            "lower": float(lp.mean()),
+            "upper": float(lp.mean()),
+            "exact": True,
+            "cpu_s": time.process_time() - t0,
+        }
+    )
+    print(rows[-1], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.process_time()
+        train_run(cfg, Path(tmp) / "run", progress=False, evaluate=False)
+        from ebmlab.runs import load_run
+
+        run_ = load_run(Path(tmp) / "run")
+        train_cpu = time.process_time() - t0
+        t0 = time.process_time()
+        r = dequantized_log_likelihood(run_.energy, run_.test, scaling, cfg, seed=seed + 7)
+    rows.append(
+        {
+            "model": f"ebmlab image EBM (digits recipe, {steps} updates; AIS/BDMC "
+            f"{n_chains}x{n_temperatures})",
+            "ll": r["ll_nats_per_image"],
+            "lower": r["ll_nats_per_image_lower"],
+            "upper": r["ll_nats_per_image_upper"],
+            "exact": False,
+            "cpu_s": train_cpu,
+            "ais_cpu_s": time.process_time() - t0,
+            "bracket": r["ll_bracket_width"],
+        }
+    )
+    print(rows[-1], flush=True)
+    for row in rows:
+        row["bits_per_dim"] = -row["ll"] / (d * math.log(2))
+    return {
+        "rows": rows,
+        "n_test": int(test.shape[0]),
+        "units": "nats per image, per unit of one grey level (17 levels), dequantized uniformly",
+    }
+
+
+# ------------------------------------------------------------------ perf
+
+
+def perf(n_updates: int, rounds: int) -> dict[str, Any]:
+    """ebmlab's fit vs the plain loop of the same recipe, same weights, interleaved."""
+    from ebmlab.runs import _objective
+    from ebmlab.train import TrainSettings, fit
+
+    cfg = _cfg(0, n_updates)
+    train, _ = load_image_data(cfg, torch.float32)
+    o, s = cfg.objective, cfg.sampler
+    res: dict[str, list[float]] = {"ebmlab": [], "plain": []}
+    wall: dict[str, list[float]] = {"ebmlab": [], "plain": []}
+    for r in range(rounds + 1):  # round 0: warm-up
+        order = ["ebmlab", "plain"] if r % 2 == 0 else ["plain", "ebmlab"]
+        for impl in order:
+            energy = build_energy(cfg, (1, 28, 28))
+            if impl == "ebmlab":
+                obj = _objective(cfg, [(-1.0, 1.0)] * 784, (1, 28, 28), torch.device("cpu"), train)
+                state = obj.init_state(
+                    o.n_chains,
+                    reinit_prob=o.reinit_prob,
+                    generator=torch.Generator().manual_seed(1),
+                )
+                obj.n_negatives = cfg.train.batch_size
+                st = TrainSettings(
+                    steps=n_updates,
+                    batch_size=cfg.train.batch_size,
+                    lr=cfg.train.lr,
+                    betas=cfg.train.betas,
+                    lr_schedule="constant",
+                    warmup_steps=0,
+                )
+                t0, w0 = time.process_time(), time.perf_counter()
+                fit(energy, train, obj, st, state=state, progress=False)
+            else:
+                recipe = PlainRecipe(
+                    energy,
+                    n_steps=o.n_steps,
+                    step_size=s.step_size,
+                    noise=s.noise_scale or 0.0,
+                    grad_clamp=s.grad_clamp or 1.0,
+                    buffer_size=o.n_chains or 8192,
+                    reinit=o.reinit_prob,
+                    alpha=o.alpha,
+                    lr=cfg.train.lr,
+                    batch=cfg.train.batch_size,
+                )
+                gb = torch.Generator().manual_seed(2)
+                t0, w0 = time.process_time(), time.perf_counter()
+                for _ in range(n_updates):
+                    recipe.update(train[torch.randint(train.shape[0], (128,), generator=gb)])
+            res[impl].append(n_updates * cfg.train.batch_size / (time.process_time() - t0))
+            wall[impl].append(n_updates * cfg.train.batch_size / (time.perf_counter() - w0))
+            print(impl, f"{res[impl][-1]:.1f} images/CPU-s, {wall[impl][-1]:.1f} wall", flush=True)
+    for v in (*res.values(), *wall.values()):
+        del v[0]  # the warm-up round
+    ratios = [a / b for a, b in zip(res["ebmlab"], res["plain"], strict=True)]
+    wall_ratios = [a / b for a, b in zip(wall["ebmlab"], wall["plain"], strict=True)]
+    return {
+        "images_per_cpu_s": res,
+        "images_per_wall_s": wall,
+        "wall_ratio_median": statistics.median(wall_ratios),
+        "note": "round 0 is a warm-up for both and is not in the ratios",
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "threads": torch.get_num_threads(),
+        "n_updates": n_updates,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--part", choices=["generation", "perf", "density"], default="generation")
+    ap.add_argument("--steps", type=int, default=500, help="density: EBM updates")
+    ap.add_argument("--temperatures", type=int, default=3000, help="density: AIS temperatures")
+    ap.add_argument("--chains", type=int, default=256, help="density: AIS chains")
+    ap.add_argument("--budget", type=float, default=150.0, help="CPU seconds per training run")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--updates", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.part == "generation":
+        with tempfile.TemporaryDirectory() as tmp:
+            out = generation(args.budget, [int(s) for s in args.seeds.split(",")], Path(tmp))
+    elif args.part == "density":
+        out = density(args.steps, args.temperatures, args.chains)
+    else:
+        out = perf(args.updates, args.rounds)
+    text = json.dumps(out, indent=2, default=float)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
