@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, EbmlabError
+from .errors import ConfigError, EbmlabError, TrainingInterruptedError
 
 EXIT_USER_ERROR = 2
 #: ``ebmlab train --objective`` choices: the keys of ``ebmlab.objectives.OBJECTIVES``
@@ -473,6 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
+    except TrainingInterruptedError as exc:
+        print(f"ebmlab {args.command}: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except EbmlabError as exc:
         print(f"ebmlab {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -37,6 +37,7 @@ from ..errors import ConfigError, DataError
 from ..partition import Estimate
 from ..partition import log_z as partition_log_z
 from ..samplers import run
+from ..train.checkpoint import load_tensors
 from ..train.loop import CHECKPOINT_NAME
 from .build import Run, _dtype, _init_fn, build_energy, build_run_sampler, load_run, run_generator
 
@@ -49,13 +50,11 @@ def _chain_starts(
     init = _init_fn(run_.bounds, event_shape, _dtype(run_.config), dev)
     ckpt = out / CHECKPOINT_NAME
     if ckpt.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(ckpt), framework="pt") as fh:
-            if "extra.buffer" in fh.keys():  # noqa: SIM118 - safe_open has no __contains__
-                buf = fh.get_tensor("extra.buffer").to(dev, _dtype(run_.config))
-                idx = torch.randint(buf.shape[0], (n,), generator=generator, device=dev)
-                return buf[idx]
+        tensors, _ = load_tensors(ckpt)  # checked: a corrupt checkpoint is named
+        if "extra.buffer" in tensors:
+            buf = tensors["extra.buffer"].to(dev, _dtype(run_.config))
+            idx = torch.randint(buf.shape[0], (n,), generator=generator, device=dev)
+            return buf[idx]
     return init(n, generator)
 
 
