@@ -106,7 +106,7 @@ def wait_for_step(out: Path, step: int, timeout: float = 60.0) -> None:
         try:
             if checkpoint_step(out) >= step:
                 return
-        except Exception:  # mid-rename is impossible, but be patient  # noqa: S110
+        except Exception:  # a checkpoint being replaced: try again
             pass
         time.sleep(0.005)
     raise AssertionError(f"no checkpoint at step {step} in {out} after {timeout} s")

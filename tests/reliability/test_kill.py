@@ -52,14 +52,15 @@ def kill_trials(tmp: Path, n: int, seed: int) -> Counter[str]:
             os.kill(pid, signal.SIGKILL)
             status = wait(pid)
             counts[f"{mode}: trials"] += 1
-            counts[f"{mode}: killed" if status == -signal.SIGKILL else f"{mode}: had finished"] += 1
+            killed = status == -signal.SIGKILL
+            counts[f"{mode}: killed" if killed else f"{mode}: had finished"] += 1
             if any(out.glob(".*.tmp")):
                 counts[f"{mode}: killed inside a write (temporary file left)"] += 1
             try:
                 step = checkpoint_step(out)
             except Exception as exc:
                 counts[f"{mode}: corrupt checkpoint"] += 1
-                raise AssertionError(f"trial {i}: checkpoint corrupt after SIGKILL: {exc}") from exc
+                raise AssertionError(f"trial {i}: corrupt checkpoint: {exc}") from exc
             if step < 0 or not (out / "config.yaml").is_file():
                 counts[f"{mode}: killed before the first checkpoint (restarted)"] += 1
                 code, err = train(cfg, out)

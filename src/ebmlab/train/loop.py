@@ -195,7 +195,7 @@ def _keep_new_settings(optimizer: torch.optim.Optimizer, new: list[dict[str, Any
 
 
 def _read_metrics(path: Path, up_to: int) -> tuple[list[str] | None, list[list[str]]]:
-    """Header and the rows up to step ``up_to``; rows cut short by a kill or damaged are dropped."""
+    """Header and rows up to step ``up_to``; rows cut short by a kill or damaged are dropped."""
     if not path.is_file():
         return None, []
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
