@@ -14,7 +14,8 @@ Modules:
 * :mod:`~ebmlab.runs.training`: :func:`train_run`, :func:`resume_run`.
 * :mod:`~ebmlab.runs.evaluate`: :func:`evaluate_run` (``report.json``, figures).
 * :mod:`~ebmlab.runs.apply`: :func:`sample_run`, :func:`score_run`,
-  :func:`detect_run`, :func:`denoise_run`, :func:`log_z_run`.
+  :func:`detect_run`, :func:`denoise_run`, :func:`log_z_run`; ``iter_score_run``,
+  ``iter_detect_run`` and ``iter_denoise_run`` stream a file of any size in chunks.
 
 Builds on every library layer below it (data, energies, samplers, objectives,
 partition, train); nothing in the library imports it but the command line.
@@ -28,6 +29,9 @@ from .apply import (
     DetectResult,
     denoise_run,
     detect_run,
+    iter_denoise_run,
+    iter_detect_run,
+    iter_score_run,
     log_z_run,
     sample_run,
     score_run,
@@ -46,6 +50,9 @@ __all__ = [
     "denoise_run",
     "detect_run",
     "evaluate_run",
+    "iter_denoise_run",
+    "iter_detect_run",
+    "iter_score_run",
     "load_data",
     "load_run",
     "log_z_run",

@@ -16,8 +16,10 @@ one run directory at once.
 from __future__ import annotations
 
 __all__ = [
+    "atomic_save_npy_chunks",
     "atomic_save_tensors",
     "atomic_write_bytes",
+    "atomic_write_chunks",
     "atomic_write_json",
     "atomic_write_text",
     "file_sha256",
@@ -32,7 +34,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ..errors import RunDirError
+from ..errors import EbmlabError, RunDirError
 
 
 def _atomic_replace(path: Path, write: Any) -> None:
@@ -57,7 +59,7 @@ def _atomic_replace(path: Path, write: Any) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and not isinstance(exc, EbmlabError):
             kept = "the previous file is kept unchanged" if path.exists() else "nothing written"
             why = exc.strerror or str(exc).splitlines()[0]
             raise RunDirError(f"{path}: cannot write ({why}); {kept}") from exc
@@ -87,6 +89,67 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
 
     _atomic_replace(Path(path), write)
+
+
+def atomic_write_chunks(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> int:
+    """Write the byte strings of ``chunks`` to ``path`` atomically, one at a time.
+
+    Constant memory for a stream of any length; an error while producing the
+    chunks leaves ``path`` as it was. Returns the number of chunks.
+    """
+    count = [0]
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            for c in chunks:
+                fh.write(c)
+                count[0] += 1
+
+    _atomic_replace(Path(path), write)
+    return count[0]
+
+
+def _npy_header(shape: tuple[int, ...], descr: str, size: int = 0) -> bytes:
+    """A version 1.0 ``.npy`` header, padded to ``size`` bytes (0: the next multiple of 64)."""
+    d = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {shape!r}, }}"
+    base = 10 + len(d) + 1
+    size = size or -(-base // 64) * 64
+    d = d + " " * (size - base) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(d).to_bytes(2, "little") + d.encode("latin1")
+
+
+def atomic_save_npy_chunks(
+    path: str | os.PathLike[str], chunks: Iterable[Any], *, dtype: Any
+) -> int:
+    """Save row chunks ``(n_i, D)`` as one ``.npy`` array ``(sum n_i, D)``, atomically.
+
+    The rows go to disk as they come (constant memory); the header, written
+    first with room for any row count, is completed at the end. Returns the
+    number of rows.
+    """
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    descr = str(np.lib.format.dtype_to_descr(dt))  # a plain string for a float dtype
+    size = len(_npy_header((10**18, 10**18), descr))
+    rows = [0]
+
+    def write(tmp: str) -> None:
+        dim = 0
+        with open(tmp, "wb") as fh:
+            fh.write(b"\0" * size)
+            for c in chunks:
+                a = np.ascontiguousarray(np.asarray(c, dtype=dt))
+                if a.ndim != 2 or (rows[0] and a.shape[1] != dim):
+                    raise ValueError(f"chunks must be (n, {dim or 'D'}), got {a.shape}")
+                dim = a.shape[1]
+                fh.write(a.tobytes())
+                rows[0] += a.shape[0]
+            fh.seek(0)
+            fh.write(_npy_header((rows[0], dim), descr, size))
+
+    _atomic_replace(Path(path), write)
+    return rows[0]
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
