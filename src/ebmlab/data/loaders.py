@@ -31,7 +31,9 @@ __all__ = ["MMAP_ABOVE_BYTES", "iter_array_chunks", "load_array", "load_tensor",
 
 import csv
 import os
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -54,6 +56,20 @@ _KIND_NAMES = {
     "m": "a timedelta array",
 }
 _NPZ_KEYS = ("x", "data")
+# What np.load raises on a malformed file (found by fuzzing): a bad header reaches
+# Python's tokenizer, a bad archive zipfile and zlib (unsupported methods, encryption).
+_NPLOAD_ERRORS = (
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    tokenize.TokenError,
+    SyntaxError,
+    NotImplementedError,
+    RuntimeError,
+    KeyError,
+    OverflowError,
+)
 #: ``.npy`` files larger than this many bytes are memory-mapped by :func:`load_array`.
 MMAP_ABOVE_BYTES = 256 * 2**20
 #: Rows per chunk of :func:`iter_array_chunks` (and of the streaming commands).
@@ -307,7 +323,7 @@ def iter_array_chunks(
 def _open_npy(p: Path, label: str, *, mmap: bool) -> np.ndarray:
     try:
         arr = np.load(p, allow_pickle=False, mmap_mode="c" if mmap else None)
-    except (ValueError, EOFError, zipfile.BadZipFile) as err:
+    except _NPLOAD_ERRORS as err:
         raise _npload_error(label, err, ".npy") from err
     if not isinstance(arr, np.ndarray):  # an .npz archive under a .npy name
         arr.close()
@@ -403,7 +419,7 @@ def _load_npy(p: Path, label: str, dim: int | None, dtype: np.dtype) -> np.ndarr
 def _load_npz(p: Path, label: str, dim: int | None, dtype: np.dtype) -> np.ndarray:
     try:
         archive = np.load(p, allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as err:
+    except _NPLOAD_ERRORS as err:
         raise _npload_error(label, err, ".npz") from err
     if isinstance(archive, np.ndarray):
         raise DataError(f"{label}: is a .npy array, not an .npz archive; rename it to .npy")
@@ -424,8 +440,10 @@ def _load_npz(p: Path, label: str, dim: int | None, dtype: np.dtype) -> np.ndarr
         name = f"{label} (array {key!r})"
         try:
             arr = archive[key]
-        except (ValueError, EOFError, zipfile.BadZipFile) as err:
+        except _NPLOAD_ERRORS as err:
             raise _npload_error(name, err, ".npz") from err
+        if not isinstance(arr, np.ndarray):  # a member that is not a .npy array
+            raise DataError(f"{name}: not a .npy array inside the archive")
     return _validate(arr, name=name, dim=dim, dtype=dtype, where=_row)
 
 

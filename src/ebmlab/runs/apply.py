@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.loaders import CHUNK_ROWS, iter_array_chunks
+from ..data.loaders import _NPLOAD_ERRORS, CHUNK_ROWS, iter_array_chunks
 from ..energies import MLPEnergy
 from ..energies.base import energy_and_grad
 from ..errors import ConfigError, DataError
@@ -311,7 +311,7 @@ def _rows_with_nan(path: str | os.PathLike[str], dim: int, chunk_rows: int) -> I
         raise DataError(f"{p}: file not found")
     try:
         arr = np.load(p, allow_pickle=False, mmap_mode="c")
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, *_NPLOAD_ERRORS) as exc:
         raise DataError(f"{p}: not a readable .npy array ({' '.join(str(exc).split())})") from None
     if not isinstance(arr, np.ndarray):
         raise DataError(f"{p}: is an .npz archive, not a .npy array")
@@ -338,7 +338,7 @@ def _npy_rows(path: str | os.PathLike[str]) -> int | None:
         return None
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r")
-    except (OSError, ValueError, EOFError):
+    except (OSError, *_NPLOAD_ERRORS):
         return None
     return int(arr.shape[0]) if isinstance(arr, np.ndarray) and arr.ndim else None
 
