@@ -141,10 +141,14 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
 
 
 def _lock(out: Path) -> Any:
-    """The run directory's lock on the main process (other ranks follow rank 0)."""
+    """The run directory's lock on the main process (other ranks follow rank 0).
+
+    Read from ``RANK`` (set by ``torchrun``): the process group may not exist yet.
+    """
     import contextlib
 
-    return run_lock(out) if is_main_process() else contextlib.nullcontext()
+    main = os.environ.get("RANK", "0") == "0" and is_main_process()
+    return run_lock(out) if main else contextlib.nullcontext()
 
 
 def train_run(
