@@ -164,6 +164,8 @@ def test_failed_write_keeps_the_previous_checkpoint(
         else:
             assert main(["train", str(cfg), "--out", str(out), *QUIET]) == 0
         assert same_weights(ref, out), f"write {at}: weights differ after recovery"
+    with capsys.disabled():
+        print(f"\n| {kind} | {n_writes} writes, each failed once | exit 2, previous file kept |")
 
 
 # ---------------------------------------------------------------- corruption of each file
@@ -192,6 +194,7 @@ def test_corrupt_file_is_named_or_harmless(short_ref, tmp_path, capsys, name):
     assert main(["score", str(ref), str(points), "--out", str(tmp_path / "good.txt")]) == 0
     good_scores = (tmp_path / "good.txt").read_text()
     rng = random.Random(f"corrupt {name}")
+    seen = {"named": 0, "harmless": 0}
     for what, data in _corruptions((ref / name).read_bytes(), rng):
         run = tmp_path / "run"
         shutil.rmtree(run, ignore_errors=True)
@@ -204,7 +207,11 @@ def test_corrupt_file_is_named_or_harmless(short_ref, tmp_path, capsys, name):
             assert (tmp_path / "s.txt").read_text() == good_scores, f"{name} {what}: wrong scores"
         else:
             assert code == 2 and name in one_line(err), f"{name} {what}: {err}"
+        seen["harmless" if code == 0 else "named"] += 1
         code = main(["resume", str(run), "--steps", "30", *QUIET])
         err = capsys.readouterr().err
         if code != 0:
             assert code == 2 and name in one_line(err), f"{name} {what}: {err}"
+        seen["harmless" if code == 0 else "named"] += 1
+    with capsys.disabled():
+        print(f"\n| {name} | {seen['named']} named in one line, {seen['harmless']} harmless |")
