@@ -231,7 +231,9 @@ def load_tensors(
         raise RunDirError(f"{p}: corrupt or unreadable safetensors file ({why})") from None
     stored = meta.pop("sha256", None)
     if stored is None and require_digest:
-        raise RunDirError(f"{p}: corrupt file (its SHA-256 record is missing)")
+        raise RunDirError(
+            f"{p}: no SHA-256 record (damaged, or written by an older ebmlab); not loaded"
+        )
     if stored is not None and _digest(tensors, meta) != stored:
         raise RunDirError(f"{p}: corrupt file (SHA-256 of its contents does not match)")
     for name, t in tensors.items():
