@@ -67,10 +67,18 @@ def spawn(args: list[str], err: Path) -> int:
     return pid
 
 
-def wait(pid: int) -> int:
-    """Exit status of a child (``-N`` when killed by signal ``N``)."""
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+def wait(pid: int, timeout: float = 180.0) -> int:
+    """Exit status of a child (``-N`` when killed by signal ``N``); a hung child fails."""
+    deadline = time.time() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.time() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"child {pid} hung for {timeout} s")
+        time.sleep(0.002)
 
 
 def ebmlab(args: list[str], err: Path) -> tuple[int, str]:
