@@ -4,7 +4,8 @@ Usage: ``python tests/fuzz/run.py [--budget SECONDS] [TARGET ...]``. Each target
 runs in its own process for ``--budget`` seconds (libFuzzer's
 ``-max_total_time``), starting from the seeds of ``targets.seeds``, with
 libFuzzer's hang (``-timeout``, 10 s per input) and memory (``-rss_limit_mb``)
-checks. A crash, hang or memory blow-up leaves its input in ``fuzz-artifacts/``
+checks; the corpus grows in ``fuzz-artifacts/corpus-TARGET``. A crash, hang or
+memory blow-up leaves its input in ``fuzz-artifacts/``
 (turn it into a regression test in ``tests/fuzz/test_fuzz.py``) and makes the
 command exit 1.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,11 +31,11 @@ def _one(target: str, budget: int) -> None:  # pragma: no cover - runs under ath
         import ebmlab.runs  # noqa: F401
     from tests.fuzz.targets import TARGETS, seeds
 
-    corpus = Path(tempfile.mkdtemp(prefix=f"ebmlab-fuzz-{target}-"))
+    artifacts = ROOT / "fuzz-artifacts"
+    corpus = artifacts / f"corpus-{target}"  # kept: the next run starts from it
+    corpus.mkdir(parents=True, exist_ok=True)
     for i, s in enumerate(seeds(target)):
         (corpus / f"seed{i}").write_bytes(s)
-    artifacts = ROOT / "fuzz-artifacts"
-    artifacts.mkdir(exist_ok=True)
     argv = [
         sys.argv[0],
         f"-max_total_time={budget}",

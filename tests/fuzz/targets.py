@@ -11,6 +11,7 @@ The image loaders (issue 15, another branch) are not covered yet.
 
 from __future__ import annotations
 
+import atexit
 import io
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ from ebmlab.errors import EbmlabError
 #: A file whose creation would mean that a payload ran (pickle, YAML python tags).
 MARKER = Path(tempfile.gettempdir()) / "ebmlab-fuzz-code-execution-marker"
 WORK = Path(tempfile.mkdtemp(prefix="ebmlab-fuzz-"))
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 
 
 class UnexpectedOutcomeError(AssertionError):
