@@ -10,7 +10,7 @@ STAMP := $(VENV)/.ebmlab-installed
 # for a newer (CUDA) build while resolving ebmlab's "torch>=..." requirement.
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck install clean bench dist
+.PHONY: demo test lint typecheck install clean bench dist fuzz reliability
 
 install: $(STAMP)
 
@@ -33,6 +33,17 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q --durations=15
 
+# Fuzz every file reader under atheris for FUZZ_BUDGET seconds each (tests/fuzz/run.py;
+# `make test` runs a seeded Hypothesis slice of the same targets).
+FUZZ_BUDGET ?= 60
+fuzz: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) tests/fuzz/run.py --budget $(FUZZ_BUDGET)
+
+# The full fault-injection run: 100 SIGKILLs (`make test` runs 4); docs/reliability.md.
+reliability: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 EBMLAB_RELIABILITY_KILLS=100 \
+		$(PY) -m pytest -q -s tests/reliability
+
 # The sdist and, built from it, the wheel (offline: hatchling, build and twine
 # come with the dev extra), then their metadata (twine) and contents
 # (tools/check_dist.py: every module and data file, LICENSE, py.typed; no tests).
@@ -46,4 +57,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/sampling.py
 
 clean:
-	rm -rf $(VENV) runs dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs dist fuzz-artifacts .pytest_cache .mypy_cache .ruff_cache

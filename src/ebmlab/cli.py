@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, EbmlabError
+from .errors import ConfigError, EbmlabError, TrainingInterruptedError
 
 EXIT_USER_ERROR = 2
 #: ``ebmlab train --objective`` choices: the keys of ``ebmlab.objectives.OBJECTIVES``
@@ -387,30 +387,41 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score(args: argparse.Namespace) -> int:
-    from .runs import score_run
-    from .train import atomic_write_text
+def _emit(out: str | None, blocks: Any) -> None:
+    """Text blocks to ``out`` (atomically) or to stdout, one block at a time."""
+    from .train import atomic_write_chunks
 
-    e = score_run(args.run, args.file, device=args.device)
-    text = "".join(f"{v:.9g}\n" for v in e.tolist())
-    if args.out:
-        atomic_write_text(args.out, text)
-        print(f"{e.numel()} energies written to {args.out}", file=sys.stderr)
+    if out:
+        atomic_write_chunks(out, (b.encode() for b in blocks))
     else:
-        sys.stdout.write(text)
+        for b in blocks:
+            sys.stdout.write(b)
+
+
+def _score(args: argparse.Namespace) -> int:  # streams: constant memory for any file size
+    from .runs import iter_score_run
+
+    n = [0]
+
+    def blocks() -> Any:
+        for e in iter_score_run(args.run, args.file, device=args.device):
+            n[0] += e.numel()
+            yield "".join(f"{v:.9g}\n" for v in e.tolist())
+
+    _emit(args.out, blocks())
+    if args.out:
+        print(f"{n[0]} energies written to {args.out}", file=sys.stderr)
     return 0
 
 
 def _denoise(args: argparse.Namespace) -> int:
-    import io
-
     import numpy as np
 
-    from .runs import denoise_run
-    from .train import atomic_write_bytes
+    from .runs import iter_denoise_run
+    from .train import atomic_save_npy_chunks
 
     noise = args.noise or ("mask" if args.mask else "gaussian")
-    x = denoise_run(
+    chunks = iter_denoise_run(
         args.run,
         args.file,
         noise=noise,
@@ -426,37 +437,42 @@ def _denoise(args: argparse.Namespace) -> int:
     from .config import load_config
 
     cfg = load_config(Path(args.run) / "config.yaml")
-    if cfg.data.image is not None:  # image hook: back to the data's range, dtype, layout
+    if cfg.data.image is not None:  # images: back to the data's range, dtype, layout
+        import torch
+
         from .runs.images import scaling_of, write_image_samples
 
+        x = torch.cat(list(chunks))
         shape = (x.shape[0], *cfg.data.image.shape)
         print(write_image_samples(x.reshape(shape), args.out, scaling_of(cfg)))
         return 0
-    buf = io.BytesIO()
-    np.save(buf, x.numpy())
-    atomic_write_bytes(args.out, buf.getvalue())
-    print(f"{x.shape[0]} rows restored ({noise}, {args.method}) written to {args.out}")
+    n = atomic_save_npy_chunks(args.out, (c.numpy() for c in chunks), dtype=np.float64)
+    print(f"{n} rows restored ({noise}, {args.method}) written to {args.out}")
     return 0
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from .runs import detect_run
-    from .train import atomic_write_text
+    from .runs import iter_detect_run
 
-    res = detect_run(args.run, args.file, contamination=args.contamination, device=args.device)
-    rows = zip(res.energy.tolist(), res.labels.tolist(), strict=True)
-    text = "energy,label\n" + "".join(f"{e:.9g},{lab}\n" for e, lab in rows)
-    n_out = int((res.labels == -1).sum())
-    summary = (
-        f"{n_out} of {res.labels.numel()} rows flagged (-1): energy > {res.threshold:.6g}, "
-        f"the {1 - res.contamination:.3g} quantile of the training energies"
+    threshold, chunks = iter_detect_run(
+        args.run, args.file, contamination=args.contamination, device=args.device
     )
-    if args.out:
-        atomic_write_text(args.out, text)
-        print(f"{summary}; written to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-        print(summary, file=sys.stderr)
+    n, n_out = [0], [0]
+
+    def blocks() -> Any:  # streams: constant memory for any file size
+        yield "energy,label\n"
+        for e, labels in chunks:
+            n[0] += labels.numel()
+            n_out[0] += int((labels == -1).sum())
+            rows = zip(e.tolist(), labels.tolist(), strict=True)
+            yield "".join(f"{v:.9g},{lab}\n" for v, lab in rows)
+
+    _emit(args.out, blocks())
+    summary = (
+        f"{n_out[0]} of {n[0]} rows flagged (-1): energy > {threshold:.6g}, "
+        f"the {1 - args.contamination:.3g} quantile of the training energies"
+    )
+    print(f"{summary}; written to {args.out}" if args.out else summary, file=sys.stderr)
     return 0
 
 
@@ -541,6 +557,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
+    except TrainingInterruptedError as exc:
+        print(f"ebmlab {args.command}: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except EbmlabError as exc:
         print(f"ebmlab {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

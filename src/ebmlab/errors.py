@@ -14,6 +14,7 @@ __all__ = [
     "EbmlabError",
     "RunDirError",
     "TrainingDivergedError",
+    "TrainingInterruptedError",
 ]
 
 
@@ -38,3 +39,15 @@ class TrainingDivergedError(EbmlabError, RuntimeError):
 
     The last good checkpoint is kept; the message says what to change.
     """
+
+
+class TrainingInterruptedError(EbmlabError, RuntimeError):
+    """Training stopped on SIGTERM or SIGINT after writing a checkpoint.
+
+    Attributes:
+        signum: The signal's number (the command line exits with ``128 + signum``).
+    """
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum

@@ -104,3 +104,29 @@ def test_directory_is_fsynced_after_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", replace)
     atomic_write_json(tmp_path / "a.json", {"x": 1})
     assert events == ["fsync file", "rename", "fsync dir"], events
+
+
+def test_load_tensors_refuses_non_finite_corrupt_and_unrecorded_files(tmp_path):
+    from safetensors.torch import save_file
+
+    from ebmlab.train import atomic_save_tensors
+    from ebmlab.train.checkpoint import load_tensors
+
+    p = tmp_path / "w.safetensors"
+    atomic_save_tensors(p, {"w": torch.tensor([1.0, float("nan")])})
+    with pytest.raises(RunDirError, match=r"w\.safetensors: tensor 'w' holds NaN or infinity"):
+        load_tensors(p)
+    atomic_save_tensors(p, {"w": torch.tensor([1.0, 2.0])})
+    assert torch.equal(load_tensors(p)[0]["w"], torch.tensor([1.0, 2.0]))
+    data = bytearray(p.read_bytes())
+    data[-1] ^= 0x01  # a bit of the last float
+    p.write_bytes(bytes(data))
+    with pytest.raises(RunDirError, match="corrupt file"):
+        load_tensors(p)
+    p.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(RunDirError, match=r"w\.safetensors: corrupt or unreadable"):
+        load_tensors(p)
+    save_file({"w": torch.ones(2)}, str(p))  # no digest: not written by ebmlab
+    with pytest.raises(RunDirError, match="no SHA-256 record"):
+        load_tensors(p)
+    assert torch.equal(load_tensors(p, require_digest=False)[0]["w"], torch.ones(2))

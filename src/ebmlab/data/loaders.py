@@ -13,6 +13,12 @@ line naming the file (or array) and, where it applies, the position:
 Pickled data is never loaded (``np.load(..., allow_pickle=False)``): object
 arrays are refused with a message, not a traceback.
 
+Bounded memory: :func:`iter_array_chunks` yields a file's rows in chunks (CSV
+parsed line by line, ``.npy`` memory-mapped), so a file larger than memory is
+processed in constant memory; :func:`load_array` memory-maps a ``.npy`` file
+larger than ``mmap_above`` bytes and checks it chunk by chunk instead of reading
+a second copy.
+
 Example:
     >>> import numpy as np
     >>> validate_array(np.arange(3), name="x").shape
@@ -21,12 +27,14 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["load_array", "load_tensor", "validate_array"]
+__all__ = ["MMAP_ABOVE_BYTES", "iter_array_chunks", "load_array", "load_tensor", "validate_array"]
 
 import csv
 import os
+import tokenize
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +56,24 @@ _KIND_NAMES = {
     "m": "a timedelta array",
 }
 _NPZ_KEYS = ("x", "data")
+# What np.load raises on a malformed file (found by fuzzing): a bad header reaches
+# Python's tokenizer, a bad archive zipfile and zlib (unsupported methods, encryption).
+_NPLOAD_ERRORS = (
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    tokenize.TokenError,
+    SyntaxError,
+    NotImplementedError,
+    RuntimeError,
+    KeyError,
+    OverflowError,
+)
+#: ``.npy`` files larger than this many bytes are memory-mapped by :func:`load_array`.
+MMAP_ABOVE_BYTES = 256 * 2**20
+#: Rows per chunk of :func:`iter_array_chunks` (and of the streaming commands).
+CHUNK_ROWS = 65536
 _TORCH_TO_NUMPY = {
     torch.float16: np.float16,
     torch.float32: np.float32,
@@ -165,7 +191,11 @@ def validate_array(x: np.ndarray, *, name: str, dim: int | None = None) -> np.nd
 
 
 def load_array(
-    path: PathLike, *, dim: int | None = None, dtype: npt.DTypeLike = np.float32
+    path: PathLike,
+    *,
+    dim: int | None = None,
+    dtype: npt.DTypeLike = np.float32,
+    mmap_above: int | None = MMAP_ABOVE_BYTES,
 ) -> np.ndarray:
     """Load a data file as a 2-D floating array ``(N, D)``.
 
@@ -182,6 +212,10 @@ def load_array(
         path: File to read.
         dim: Required number of columns ``D``, or None for any.
         dtype: Floating NumPy dtype of the result.
+        mmap_above: A ``.npy`` file larger than this many bytes is memory-mapped
+            (copy-on-write) and checked in chunks; when it already holds
+            ``dtype`` the result is the memory map itself, not a copy. None:
+            never.
 
     Returns:
         The data, shape ``(N, D)``, in ``dtype``, all finite.
@@ -222,10 +256,118 @@ def load_array(
         if ext == ".csv":
             return _load_csv(p, label, dim, target)
         if ext == ".npy":
+            if mmap_above is not None and p.stat().st_size > mmap_above:
+                arr = _open_npy(p, label, mmap=True)
+                for _ in _npy_chunks(arr, label, dim, target, CHUNK_ROWS):
+                    pass  # checks every chunk (finite, in range)
+                if arr.dtype == target and arr.ndim == 2:
+                    return arr
+                return _validate(arr, name=label, dim=dim, dtype=target, where=_row)
             return _load_npy(p, label, dim, target)
         return _load_npz(p, label, dim, target)
     except OSError as err:
         raise DataError(f"{label}: cannot read file ({_one_line(err)})") from err
+
+
+def iter_array_chunks(
+    path: PathLike,
+    *,
+    dim: int | None = None,
+    dtype: npt.DTypeLike = np.float32,
+    chunk_rows: int = CHUNK_ROWS,
+    allow_nan: bool = False,
+) -> Iterator[np.ndarray]:
+    """The rows of a data file in chunks of at most ``chunk_rows``, in file order.
+
+    Checks as :func:`load_array` does (same messages, CSV lines counted across
+    chunks), but holds one chunk at a time: CSV is parsed line by line and a
+    ``.npy`` file is memory-mapped. An ``.npz`` archive (compressed members
+    cannot be mapped) is read whole and then split.
+
+    Arguments:
+        path: File to read.
+        dim: Required number of columns ``D``, or None for any.
+        dtype: Floating NumPy dtype of the chunks.
+        chunk_rows: Rows per chunk (>= 1).
+        allow_nan: Let NaN through (missing entries, ``ebmlab denoise``);
+            infinities are still refused.
+
+    Yields:
+        Arrays ``(n, D)`` in ``dtype``, ``1 <= n <= chunk_rows``.
+
+    Raises:
+        DataError: As :func:`load_array`, raised when the bad chunk is reached.
+    """
+    target = _float_dtype(dtype)
+    _check_dim(dim)
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
+    label = os.fspath(path)
+    p = Path(path)
+    ext = p.suffix.lower()
+    if not p.is_file() or ext not in (".csv", ".npy") or (p.stat().st_size == 0):
+        arr = load_array(p, dim=dim, dtype=target, mmap_above=None)  # raises the usual error
+        for i in range(0, arr.shape[0], chunk_rows):
+            yield arr[i : i + chunk_rows]
+        return
+    try:
+        if ext == ".csv":
+            yield from _csv_chunks(p, label, dim, target, chunk_rows, allow_nan)
+        else:
+            arr = _open_npy(p, label, mmap=True)
+            yield from _npy_chunks(arr, label, dim, target, chunk_rows, allow_nan)
+    except OSError as err:
+        raise DataError(f"{label}: cannot read file ({_one_line(err)})") from err
+
+
+def _open_npy(p: Path, label: str, *, mmap: bool) -> np.ndarray:
+    try:
+        arr = np.load(p, allow_pickle=False, mmap_mode="c" if mmap else None)
+    except _NPLOAD_ERRORS as err:
+        raise _npload_error(label, err, ".npy") from err
+    if not isinstance(arr, np.ndarray):  # an .npz archive under a .npy name
+        arr.close()
+        raise DataError(f"{label}: is an .npz archive, not a .npy array; rename it to .npy")
+    return arr
+
+
+def _npy_chunks(
+    arr: np.ndarray,
+    label: str,
+    dim: int | None,
+    dtype: np.dtype,
+    chunk_rows: int,
+    allow_nan: bool = False,
+) -> Iterator[np.ndarray]:
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    n = arr.shape[0] if arr.ndim else 0
+    if arr.ndim != 2 or n == 0:  # the usual message
+        yield _validate(arr, name=label, dim=dim, dtype=dtype, where=_row)
+        return
+    for i in range(0, n, chunk_rows):
+        block = np.asarray(arr[i : i + chunk_rows])
+        where = _offset_rows(i)
+        if allow_nan and block.dtype.kind == "f":
+            nan = np.isnan(block)
+            if nan.any():
+                checked = _validate(
+                    np.where(nan, 0, block),
+                    name=label,
+                    dim=dim,
+                    dtype=dtype,
+                    where=where,
+                )
+                yield np.where(nan, np.nan, checked).astype(dtype, copy=False)
+                continue
+        yield _validate(block, name=label, dim=dim, dtype=dtype, where=where)
+
+
+def _offset_rows(start: int) -> Callable[[int], str]:
+    def where(i: int) -> str:
+        return _row(start + i)
+
+    return where
 
 
 def load_tensor(
@@ -270,20 +412,14 @@ def _npload_error(label: str, err: Exception, what: str) -> DataError:
 
 
 def _load_npy(p: Path, label: str, dim: int | None, dtype: np.dtype) -> np.ndarray:
-    try:
-        arr = np.load(p, allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise _npload_error(label, err, ".npy") from err
-    if not isinstance(arr, np.ndarray):  # an .npz archive under a .npy name
-        arr.close()
-        raise DataError(f"{label}: is an .npz archive, not a .npy array; rename it to .npz")
+    arr = _open_npy(p, label, mmap=False)
     return _validate(arr, name=label, dim=dim, dtype=dtype, where=_row)
 
 
 def _load_npz(p: Path, label: str, dim: int | None, dtype: np.dtype) -> np.ndarray:
     try:
         archive = np.load(p, allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as err:
+    except _NPLOAD_ERRORS as err:
         raise _npload_error(label, err, ".npz") from err
     if isinstance(archive, np.ndarray):
         raise DataError(f"{label}: is a .npy array, not an .npz archive; rename it to .npy")
@@ -304,8 +440,10 @@ def _load_npz(p: Path, label: str, dim: int | None, dtype: np.dtype) -> np.ndarr
         name = f"{label} (array {key!r})"
         try:
             arr = archive[key]
-        except (ValueError, EOFError, zipfile.BadZipFile) as err:
+        except _NPLOAD_ERRORS as err:
             raise _npload_error(name, err, ".npz") from err
+        if not isinstance(arr, np.ndarray):  # a member that is not a .npy array
+            raise DataError(f"{name}: not a .npy array inside the archive")
     return _validate(arr, name=name, dim=dim, dtype=dtype, where=_row)
 
 
@@ -318,11 +456,39 @@ def _parse_cell(cell: str) -> float | None:
 
 
 def _load_csv(p: Path, label: str, dim: int | None, dtype: np.dtype) -> np.ndarray:
+    chunks = list(_csv_chunks(p, label, dim, dtype, 1 << 62))
+    return chunks[0]
+
+
+def _csv_chunks(
+    p: Path,
+    label: str,
+    dim: int | None,
+    dtype: np.dtype,
+    chunk_rows: int,
+    allow_nan: bool = False,
+) -> Iterator[np.ndarray]:
+    """Checked chunks of a CSV file's rows; positions are physical lines of the file."""
     rows: list[list[float]] = []
     lines: list[int] = []  # physical line of each row, for messages
     width: int | None = None
     width_line = 0
     has_header = False
+    n_rows = 0
+
+    def flush() -> np.ndarray:
+        arr = np.array(rows, dtype=np.float64)
+        at = list(lines)
+        nan = np.isnan(arr) if allow_nan else None
+        if nan is not None and nan.any():
+            arr = np.where(nan, 0.0, arr)
+        out = _validate(arr, name=label, dim=dim, dtype=dtype, where=lambda i: f"line {at[i]}")
+        if nan is not None and nan.any():
+            out = np.where(nan, np.nan, out).astype(dtype, copy=False)
+        rows.clear()
+        lines.clear()
+        return out
+
     with p.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         try:
@@ -350,6 +516,9 @@ def _load_csv(p: Path, label: str, dim: int | None, dtype: np.dtype) -> np.ndarr
                     row.append(v)
                 rows.append(row)
                 lines.append(line)
+                n_rows += 1
+                if len(rows) >= chunk_rows:
+                    yield flush()
         except UnicodeDecodeError as err:
             raise DataError(
                 f"{label}: not UTF-8 text; expected a comma-separated text file"
@@ -358,10 +527,10 @@ def _load_csv(p: Path, label: str, dim: int | None, dtype: np.dtype) -> np.ndarr
             raise DataError(
                 f"{label}: malformed CSV at line {reader.line_num} ({_one_line(err)})"
             ) from err
-    if not rows:
+    if not n_rows:
         raise DataError(f"{label}: no data rows" + (" (only a header line)" if has_header else ""))
-    arr = np.array(rows, dtype=np.float64)
-    return _validate(arr, name=label, dim=dim, dtype=dtype, where=lambda i: f"line {lines[i]}")
+    if rows:
+        yield flush()
 
 
 def _bad_cell_message(label: str, line: int, j: int, cell: str) -> str:

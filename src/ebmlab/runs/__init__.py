@@ -14,7 +14,8 @@ Modules:
 * :mod:`~ebmlab.runs.training`: :func:`train_run`, :func:`resume_run`.
 * :mod:`~ebmlab.runs.evaluate`: :func:`evaluate_run` (``report.json``, figures).
 * :mod:`~ebmlab.runs.apply`: :func:`sample_run`, :func:`score_run`,
-  :func:`detect_run`, :func:`denoise_run`, :func:`log_z_run`.
+  :func:`detect_run`, :func:`denoise_run`, :func:`log_z_run`; ``iter_score_run``,
+  ``iter_detect_run`` and ``iter_denoise_run`` stream a file of any size in chunks.
 * :mod:`~ebmlab.runs.images`: image runs: the image recipe's default config,
   the data split, the convolutional energy, PNG grids, ``chains.gif`` and the
   dequantized log-likelihood of 8x8 images (evaluated by ``evaluate``).
@@ -31,6 +32,9 @@ from .apply import (
     DetectResult,
     denoise_run,
     detect_run,
+    iter_denoise_run,
+    iter_detect_run,
+    iter_score_run,
     log_z_run,
     sample_run,
     score_run,
@@ -49,6 +53,9 @@ __all__ = [
     "denoise_run",
     "detect_run",
     "evaluate_run",
+    "iter_denoise_run",
+    "iter_detect_run",
+    "iter_score_run",
     "load_data",
     "load_run",
     "log_z_run",

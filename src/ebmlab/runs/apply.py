@@ -16,6 +16,9 @@ __all__ = [
     "DetectResult",
     "denoise_run",
     "detect_run",
+    "iter_denoise_run",
+    "iter_detect_run",
+    "iter_score_run",
     "log_z_run",
     "sample_run",
     "score_run",
@@ -23,6 +26,7 @@ __all__ = [
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,13 +35,14 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor
 
-from ..data import load_tensor
+from ..data.loaders import _NPLOAD_ERRORS, CHUNK_ROWS, iter_array_chunks
 from ..energies import MLPEnergy
 from ..energies.base import energy_and_grad
 from ..errors import ConfigError, DataError
 from ..partition import Estimate
 from ..partition import log_z as partition_log_z
 from ..samplers import sample
+from ..train.checkpoint import load_tensors
 from ..train.loop import CHECKPOINT_NAME
 from .build import Run, _dtype, _init_fn, build_energy, load_run, run_generator
 
@@ -50,13 +55,11 @@ def _chain_starts(
     init = _init_fn(run_.bounds, event_shape, _dtype(run_.config), dev)
     ckpt = out / CHECKPOINT_NAME
     if ckpt.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(ckpt), framework="pt") as fh:
-            if "extra.buffer" in fh.keys():  # noqa: SIM118 - safe_open has no __contains__
-                buf = fh.get_tensor("extra.buffer").to(dev, _dtype(run_.config))
-                idx = torch.randint(buf.shape[0], (n,), generator=generator, device=dev)
-                return buf[idx]
+        tensors, _ = load_tensors(ckpt)  # checked: a corrupt checkpoint is named
+        if "extra.buffer" in tensors:
+            buf = tensors["extra.buffer"].to(dev, _dtype(run_.config))
+            idx = torch.randint(buf.shape[0], (n,), generator=generator, device=dev)
+            return buf[idx]
     return init(n, generator)
 
 
@@ -104,29 +107,59 @@ def sample_run(
     )
 
 
-def score_run(
-    out: str | os.PathLike[str], path: str | os.PathLike[str], *, device: str | None = None
-) -> Tensor:
-    """Energies ``(N,)`` of the rows of a .npy/.npz/.csv file under a trained run."""
-    run_ = load_run(out, device=device)
-    dim = run_.energy.dim
-    if run_.config.data.image is not None:
+def _np_dtype(run_: Run) -> Any:
+    import numpy as np
+
+    return np.float64 if _dtype(run_.config) == torch.float64 else np.float32
+
+
+def _score_chunks(run_: Run, path: str | os.PathLike[str], chunk_rows: int) -> Iterator[Tensor]:
+    import numpy as np
+
+    energy = run_.energy
+    dev = next(energy.parameters()).device
+    if run_.config.data.image is not None:  # image files are read whole, scored in chunks
         from .images import load_image_rows
 
-        x = load_image_rows(run_.config, run_.energy.event_shape, path)
+        x = load_image_rows(run_.config, energy.event_shape, path)
         if bool(x.isnan().any()):
             raise DataError(f"{path}: NaN pixels; score needs complete images")
-        x = x.to(_dtype(run_.config))
-    else:
-        x = load_tensor(path, dim=dim, dtype=_dtype(run_.config))
-    dev = next(run_.energy.parameters()).device
-    with torch.no_grad():
-        return torch.cat(
-            [
-                run_.energy(c.to(dev)).cpu()
-                for c in x.reshape((-1, *run_.energy.event_shape)).split(65536)
-            ]
-        )
+        for c in x.to(_dtype(run_.config)).split(chunk_rows):
+            with torch.no_grad():
+                yield energy(c.reshape((-1, *energy.event_shape)).to(dev)).cpu()
+        return
+    chunks = iter_array_chunks(path, dim=energy.dim, dtype=_np_dtype(run_), chunk_rows=chunk_rows)
+    for chunk in chunks:
+        x = torch.from_numpy(np.ascontiguousarray(chunk)).reshape((-1, *energy.event_shape))
+        with torch.no_grad():
+            yield energy(x.to(dev)).cpu()
+
+
+def iter_score_run(
+    out: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[Tensor]:
+    """Energies of a file's rows, ``chunk_rows`` at a time, in file order (constant memory).
+
+    The file is read in chunks (:func:`ebmlab.data.iter_array_chunks`), so its
+    size is not limited by memory; a bad row raises when its chunk is reached.
+    """
+    run_ = load_run(out, device=device)
+    yield from _score_chunks(run_, path, chunk_rows)
+
+
+def score_run(
+    out: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Tensor:
+    """Energies ``(N,)`` of the rows of a .npy/.npz/.csv file under a trained run."""
+    return torch.cat(list(iter_score_run(out, path, device=device, chunk_rows=chunk_rows)))
 
 
 def _estimate_log_z(
@@ -222,6 +255,7 @@ def detect_run(
     *,
     contamination: float = 0.05,
     device: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> DetectResult:
     """Flag anomalous rows of a data file with a trained run's energy.
 
@@ -235,6 +269,7 @@ def detect_run(
         path: ``.npy``/``.npz``/``.csv`` file of rows.
         contamination: Expected fraction of anomalies, in ``(0, 0.5]``.
         device: Torch device (default: the run's).
+        chunk_rows: Rows scored at a time.
 
     Returns:
         A :class:`DetectResult`.
@@ -242,21 +277,44 @@ def detect_run(
     Raises:
         ConfigError: If ``contamination`` is outside ``(0, 0.5]``.
     """
+    threshold, chunks = iter_detect_run(
+        out, path, contamination=contamination, device=device, chunk_rows=chunk_rows
+    )
+    parts = list(chunks)
+    energy = torch.cat([e for e, _ in parts])
+    labels = torch.cat([lab for _, lab in parts])
+    return DetectResult(energy, labels, threshold, float(contamination))
+
+
+def iter_detect_run(
+    out: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    contamination: float = 0.05,
+    device: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> tuple[float, Iterator[tuple[Tensor, Tensor]]]:
+    """:func:`detect_run` in constant memory: the threshold and ``(energy, labels)`` chunks.
+
+    Raises:
+        ConfigError: If ``contamination`` is outside ``(0, 0.5]``.
+    """
     if not (isinstance(contamination, int | float) and 0 < contamination <= 0.5):
         raise ConfigError(f"contamination must be in (0, 0.5], got {contamination!r}")
     run_ = load_run(out, device=device)
-    energy = score_run(out, path, device=device)
     dev = next(run_.energy.parameters()).device
     with torch.no_grad():
         train_e = torch.cat(
             [
                 run_.energy(c.to(dev)).cpu()
-                for c in run_.train.reshape((-1, *run_.energy.event_shape)).split(65536)
+                for c in run_.train.reshape((-1, *run_.energy.event_shape)).split(CHUNK_ROWS)
             ]
         )
     threshold = float(torch.quantile(train_e.double(), 1.0 - float(contamination)))
-    labels = torch.where(energy > threshold, -1, 1)
-    return DetectResult(energy, labels, threshold, float(contamination))
+    chunks = (
+        (e, torch.where(e > threshold, -1, 1)) for e in _score_chunks(run_, path, chunk_rows)
+    )
+    return threshold, chunks
 
 
 #: ``ebmlab denoise`` noise models and restoration methods.
@@ -264,30 +322,48 @@ DENOISE_NOISES = ("gaussian", "mask")
 DENOISE_METHODS = ("descent", "langevin")
 
 
-def _load_rows_with_nan(path: str | os.PathLike[str], dim: int) -> Any:
-    """Rows ``(N, dim)`` of a file as float64 NumPy, NaN allowed in ``.npy`` files."""
+def _rows_with_nan(path: str | os.PathLike[str], dim: int, chunk_rows: int) -> Iterator[Any]:
+    """Chunks ``(n, dim)`` of a file as float64 NumPy, NaN allowed in ``.npy`` files."""
     import numpy as np
-
-    from ..data.loaders import load_array
 
     p = Path(path)
     if p.suffix.lower() != ".npy":
-        return load_array(p, dim=dim, dtype=np.float64)
+        yield from iter_array_chunks(p, dim=dim, dtype=np.float64, chunk_rows=chunk_rows)
+        return
     if not p.is_file():
         raise DataError(f"{p}: file not found")
     try:
-        arr = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{p}: not a readable .npy array ({exc})") from None
+        arr = np.load(p, allow_pickle=False, mmap_mode="c")
+    except (OSError, *_NPLOAD_ERRORS) as exc:
+        raise DataError(f"{p}: not a readable .npy array ({' '.join(str(exc).split())})") from None
+    if not isinstance(arr, np.ndarray):
+        raise DataError(f"{p}: is an .npz archive, not a .npy array")
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] != dim:
         raise DataError(f"{p}: expected rows of shape (N, {dim}), got {arr.shape}")
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.float64)
-    if not np.issubdtype(arr.dtype, np.number) or np.isinf(arr).any():
+    if arr.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.number):
         raise DataError(f"{p}: expected finite numbers (NaN = missing), got dtype {arr.dtype}")
-    return arr.astype(np.float64)
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise DataError(f"{p}: expected real numbers (NaN = missing), got dtype {arr.dtype}")
+    for i in range(0, arr.shape[0], chunk_rows):
+        block = np.asarray(arr[i : i + chunk_rows]).astype(np.float64)
+        if np.isinf(block).any():
+            raise DataError(f"{p}: expected finite numbers (NaN = missing), found infinity")
+        yield block
+
+
+def _npy_rows(path: str | os.PathLike[str]) -> int | None:
+    """Rows of a ``.npy`` file from its header (None for other files or a bad header)."""
+    import numpy as np
+
+    if Path(path).suffix.lower() != ".npy":
+        return None
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (OSError, *_NPLOAD_ERRORS):
+        return None
+    return int(arr.shape[0]) if isinstance(arr, np.ndarray) and arr.ndim else None
 
 
 def _image_mask(path: str | os.PathLike[str], shape: tuple[int, ...]) -> Any:
@@ -303,6 +379,23 @@ def _image_mask(path: str | os.PathLike[str], shape: tuple[int, ...]) -> Any:
     return m.reshape(shape)
 
 
+def _image_chunks(
+    run_: Run,
+    path: str | os.PathLike[str],
+    mask: str | os.PathLike[str] | None,
+    chunk_rows: int,
+) -> Iterator[tuple[Any, Any]]:
+    """An image run's corrupted images (in ``[-1, 1]``, NaN = missing) and masks, in chunks.
+
+    Image files are read whole (decoding needs the full file); the work is chunked."""
+    from .images import load_image_rows
+
+    y = load_image_rows(run_.config, run_.energy.event_shape, path).numpy()
+    m = _image_mask(mask, y.shape) if mask is not None else None
+    for i in range(0, y.shape[0], chunk_rows):
+        yield y[i : i + chunk_rows], (m[i : i + chunk_rows] if m is not None else None)
+
+
 def denoise_run(
     out: str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -316,6 +409,7 @@ def denoise_run(
     n_chains: int = 16,
     seed: int = 0,
     device: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Tensor:
     """Restore corrupted rows of a data file with a trained run's energy (``ebmlab denoise``).
 
@@ -348,6 +442,7 @@ def denoise_run(
         n_chains: Langevin chains per row.
         seed: Seed of the Langevin noise.
         device: Torch device (default: the run's).
+        chunk_rows: Rows restored at a time (:func:`iter_denoise_run`).
 
     Returns:
         Restored rows, shape ``(N, D)``, float64 on the CPU.
@@ -356,8 +451,112 @@ def denoise_run(
         ConfigError: For an unknown noise/method or a missing/invalid parameter.
         DataError: For a malformed data or mask file.
     """
+    _check_denoise(noise, method, noise_std, n_steps, n_chains, step_size)
+    return torch.cat(
+        list(
+            iter_denoise_run(
+                out,
+                path,
+                noise=noise,
+                noise_std=noise_std,
+                mask=mask,
+                method=method,
+                n_steps=n_steps,
+                step_size=step_size,
+                n_chains=n_chains,
+                seed=seed,
+                device=device,
+                chunk_rows=chunk_rows,
+            )
+        )
+    )
+
+
+def iter_denoise_run(
+    out: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    noise: str = "gaussian",
+    noise_std: float | None = None,
+    mask: str | os.PathLike[str] | None = None,
+    method: str = "descent",
+    n_steps: int = 200,
+    step_size: float | None = None,
+    n_chains: int = 16,
+    seed: int = 0,
+    device: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[Tensor]:
+    """:func:`denoise_run` in constant memory: restored rows, ``chunk_rows`` at a time.
+
+    Rows are restored independently, so the chunks of ``"descent"`` equal the
+    one-shot result; ``"langevin"`` draws its noise from one generator in row
+    order, so its result depends on ``chunk_rows`` (statistically equivalent).
+    """
     import numpy as np
 
+    _check_denoise(noise, method, noise_std, n_steps, n_chains, step_size)
+    run_ = load_run(out, device=device)
+    dim = run_.energy.dim
+    image = run_.config.data.image
+    if image is not None and noise_std is not None:  # the data's pixel units -> [-1, 1]
+        noise_std = noise_std * 2.0 / (image.high - image.low)
+    g = run_generator(next(run_.energy.parameters()).device, seed)
+    chunks: Iterator[tuple[Any, Any]] = (
+        _image_chunks(run_, path, mask, chunk_rows)
+        if image is not None
+        else _row_chunks(path, mask, dim, chunk_rows)
+    )
+    any_missing = False
+    for y_np, m in chunks:
+        observed = ~np.isnan(y_np)
+        if m is not None:
+            observed &= m != 0
+        if noise == "mask" and observed.all():
+            yield torch.from_numpy(y_np.copy())  # nothing missing: the rows as they are
+            continue
+        any_missing = True
+        yield _denoise_chunk(
+            run_, y_np, observed, noise, noise_std, method, n_steps, step_size, n_chains, g
+        )
+    if noise == "mask" and mask is None and not any_missing:
+        raise ConfigError("noise 'mask' needs --mask FILE or NaN entries in the data")
+
+
+def _row_chunks(
+    path: str | os.PathLike[str],
+    mask: str | os.PathLike[str] | None,
+    dim: int,
+    chunk_rows: int,
+) -> Iterator[tuple[Any, Any]]:
+    """Chunks of rows ``(n, dim)`` (NaN = missing) with their mask chunks, in file order."""
+    n_data, n_mask = _npy_rows(path), _npy_rows(mask) if mask is not None else None
+    if n_data is not None and n_mask is not None and n_data != n_mask:
+        raise DataError(
+            f"{mask}: mask shape {(n_mask, dim)} differs from the data's {(n_data, dim)}"
+        )
+    masks = _rows_with_nan(mask, dim, chunk_rows) if mask is not None else None
+    rows = 0
+    for y_np in _rows_with_nan(path, dim, chunk_rows):
+        rows += y_np.shape[0]
+        m = None
+        if masks is not None:
+            m = next(masks, None)
+            if m is None or m.shape != y_np.shape:
+                raise DataError(f"{mask}: mask shape differs from the data's (at row {rows})")
+        yield y_np, m
+    if masks is not None and next(masks, None) is not None:
+        raise DataError(f"{mask}: mask has more rows than the data ({rows})")
+
+
+def _check_denoise(
+    noise: str,
+    method: str,
+    noise_std: float | None,
+    n_steps: int,
+    n_chains: int,
+    step_size: float | None,
+) -> None:
     if noise not in DENOISE_NOISES:
         raise ConfigError(f"noise must be one of {list(DENOISE_NOISES)}, got {noise!r}")
     if method not in DENOISE_METHODS:
@@ -371,28 +570,27 @@ def denoise_run(
             raise ConfigError(f"{name} must be >= {low}, got {value}")
     if step_size is not None and not step_size > 0:
         raise ConfigError(f"step size must be > 0, got {step_size}")
-    run_ = load_run(out, device=device)
+
+
+def _denoise_chunk(
+    run_: Run,
+    y_np: Any,
+    observed: Any,
+    noise: str,
+    noise_std: float | None,
+    method: str,
+    n_steps: int,
+    step_size: float | None,
+    n_chains: int,
+    g: torch.Generator,
+) -> Tensor:
+    """Restore one chunk of rows (see :func:`denoise_run`)."""
+    import numpy as np
+
     energy = run_.energy
     for p in energy.parameters():
         p.requires_grad_(False)
     dim = energy.dim
-    image = run_.config.data.image
-    if image is not None:  # pixels in the data's units -> [-1, 1]
-        from .images import load_image_rows
-
-        y_np = load_image_rows(run_.config, energy.event_shape, path).numpy()
-        if noise_std is not None:
-            noise_std = noise_std * 2.0 / (image.high - image.low)
-    else:
-        y_np = _load_rows_with_nan(path, dim)
-    observed = ~np.isnan(y_np)
-    if mask is not None:
-        m = _load_rows_with_nan(mask, dim) if image is None else _image_mask(mask, y_np.shape)
-        if m.shape != y_np.shape:
-            raise DataError(f"{mask}: mask shape {m.shape} differs from the data's {y_np.shape}")
-        observed &= m != 0
-    elif noise == "mask" and observed.all():
-        raise ConfigError("noise 'mask' needs --mask FILE or NaN entries in the data")
     dev = next(energy.parameters()).device
     dtype = next(energy.parameters()).dtype
     mean = run_.train.reshape(run_.train.shape[0], -1).mean(0).to(dtype)  # missing: start here
@@ -411,7 +609,6 @@ def denoise_run(
         step = (run_.config.sampler.step_size or 0.01) if step_size is None else float(step_size)
     missing = ~obs
     event = energy.event_shape
-    g = run_generator(dev, seed)
     k = int(n_chains) if method == "langevin" else 1
     y_k = y.repeat_interleave(k, 0)
     free_k = free.repeat_interleave(k, 0).to(dtype)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor
 
 from .._version import __version__
@@ -39,6 +38,7 @@ from ..objectives import (
 )
 from ..samplers import build_sampler
 from ..samplers.auto import OnlineStepSize
+from ..train.checkpoint import file_sha256, load_tensors
 from ..train.distributed import init_from_env
 from ..train.tensorboard import TensorBoardLogger
 
@@ -251,7 +251,36 @@ def _read_config(out: Path) -> RunConfig:
         raise RunDirError(f"run directory {out} not found")
     if not (out / "config.yaml").is_file():
         raise RunDirError(f"{out}: config.yaml missing; is this a run directory?")
+    _check_recorded_sha256(out, "config.yaml")
     return load_config(out / "config.yaml")
+
+
+def _read_state(out: Path) -> dict[str, Any]:
+    """``state.json`` of a run directory (``{}`` when absent); corrupt: :class:`RunDirError`."""
+    import json
+
+    path = out / "state.json"
+    if not path.is_file():
+        return {}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        why = " ".join(str(exc).split())[:120]
+        raise RunDirError(f"{path}: corrupt or unreadable JSON ({why})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("sha256"), dict | None):
+        raise RunDirError(f"{path}: corrupt (expected a JSON object with a sha256 table)")
+    return state
+
+
+def _check_recorded_sha256(out: Path, name: str) -> None:
+    """Compare ``name`` with the SHA-256 that ``state.json`` records for it, if any."""
+    sums = _read_state(out).get("sha256")
+    if sums and name in sums and file_sha256(out / name) != sums[name]:
+        edited = " (edited on purpose? then remove its line from state.json)"
+        raise RunDirError(
+            f"{out / name}: corrupt file (its SHA-256 differs from the one in state.json)"
+            + (edited if name == "config.yaml" else "")
+        )
 
 
 def load_run(out: str | os.PathLike[str], *, device: str | None = None) -> Run:
@@ -263,8 +292,14 @@ def load_run(out: str | os.PathLike[str], *, device: str | None = None) -> Run:
     weights = out_p / "model.safetensors"
     if not weights.is_file():
         raise RunDirError(f"{out_p}: model.safetensors missing; has training finished?")
+    _check_recorded_sha256(out_p, "model.safetensors")
     run_, dev = _prepare(cfg)
-    run_.energy.load_state_dict(load_file(str(weights), device=str(dev)))
+    tensors, _ = load_tensors(weights, device=dev, require_digest=False)
+    try:
+        run_.energy.load_state_dict(tensors)
+    except RuntimeError as exc:
+        why = " ".join(str(exc).split())[:160]
+        raise RunDirError(f"{weights}: does not fit the model of config.yaml ({why})") from None
     run_.energy.eval()
     return run_
 

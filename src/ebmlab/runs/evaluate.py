@@ -24,7 +24,7 @@ from ..partition import log_likelihood
 from ..train import atomic_write_json
 from ..train.loop import METRICS_NAME
 from .apply import _estimate_log_z, sample_run
-from .build import Run, _tensorboard, _versions, build_energy, load_run
+from .build import Run, _read_state, _tensorboard, _versions, build_energy, load_run
 from .images import (
     _fresh_chains,
     _labels,
@@ -54,7 +54,6 @@ def evaluate_run(
     ``log_z_seconds``; ``nll_heldout_stderr`` then counts the examples' spread only
     (add ``log_z_stderr`` for the estimate's own error).
     """
-    import json
 
     t0 = time.perf_counter()
     out_p = Path(out)
@@ -64,8 +63,7 @@ def evaluate_run(
     ev = cfg.evaluate
     dim = energy.dim
     report: dict[str, Any] = {"name": cfg.name, "dim": dim}
-    state_path = out_p / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    state = _read_state(out_p)
     report["steps"] = state.get("step")
     report["train_seconds"] = (
         train_seconds if train_seconds is not None else state.get("train_seconds")

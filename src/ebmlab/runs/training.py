@@ -5,7 +5,10 @@
 metrics, divergence guard, several processes under ``torchrun``), saves
 ``model.safetensors`` and ``state.json`` and evaluates it
 (:mod:`ebmlab.runs.evaluate`); :func:`resume_run` continues from the last
-checkpoint and gives the same weights as never stopping.
+checkpoint and gives the same weights as never stopping. Both hold an exclusive
+lock on the run directory (a second process gets a one-line error), and the
+``state.json`` of a trained run records the SHA-256 of ``config.yaml`` and both
+``.safetensors`` files, checked when they are loaded.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ from .._version import __version__
 from ..config import RunConfig
 from ..errors import ConfigError, RunDirError
 from ..train import TrainSettings, atomic_save_tensors, atomic_write_json, atomic_write_text, fit
+from ..train.checkpoint import file_sha256, run_lock
 from ..train.distributed import barrier, is_main_process, rank_seed, world_size
 from ..train.loop import CHECKPOINT_NAME, METRICS_NAME
 from .build import (
     Run,
+    _check_recorded_sha256,
     _objective,
     _prepare,
     _read_config,
+    _read_state,
     _set_threads,
     _tensorboard,
     _versions,
@@ -38,6 +44,10 @@ from .evaluate import evaluate_run
 
 
 def _write_state(out: Path, cfg: RunConfig, step: int, status: str, seconds: float) -> None:
+    sums = {}
+    if status == "trained":
+        names = ("config.yaml", "model.safetensors", CHECKPOINT_NAME)
+        sums = {n: file_sha256(out / n) for n in names}
     atomic_write_json(
         out / "state.json",
         {
@@ -53,6 +63,7 @@ def _write_state(out: Path, cfg: RunConfig, step: int, status: str, seconds: flo
                 "metrics": METRICS_NAME,
                 "config": "config.yaml",
             },
+            "sha256": sums,
             "versions": _versions(),
         },
     )
@@ -92,10 +103,11 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
         ema=t.ema,
     )
     prior = 0.0
-    if resume and (out / "state.json").is_file():
-        import json
-
-        prior = float(json.loads((out / "state.json").read_text()).get("train_seconds", 0.0))
+    if resume:
+        try:
+            prior = float(_read_state(out).get("train_seconds", 0.0))
+        except (TypeError, ValueError):
+            raise RunDirError(f"{out / 'state.json'}: corrupt (train_seconds)") from None
     main = is_main_process()
     if main:
         _write_state(out, cfg, 0, "running", prior)
@@ -129,6 +141,17 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
     return seconds
 
 
+def _lock(out: Path) -> Any:
+    """The run directory's lock on the main process (other ranks follow rank 0).
+
+    Read from ``RANK`` (set by ``torchrun``): the process group may not exist yet.
+    """
+    import contextlib
+
+    main = os.environ.get("RANK", "0") == "0" and is_main_process()
+    return run_lock(out) if main else contextlib.nullcontext()
+
+
 def train_run(
     cfg: RunConfig, out: str | os.PathLike[str], *, progress: bool = True, evaluate: bool = True
 ) -> dict[str, Any]:
@@ -140,9 +163,10 @@ def train_run(
     out_p = Path(out)
     run_, dev = _prepare(cfg)  # bad data fails here, before anything is written
     out_p.mkdir(parents=True, exist_ok=True)
-    if is_main_process():
-        atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
-    seconds = _train(run_, dev, out_p, resume=False, progress=progress)
+    with _lock(out_p):
+        if is_main_process():
+            atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
+        seconds = _train(run_, dev, out_p, resume=False, progress=progress)
     if not (evaluate and is_main_process()):
         return {}
     return evaluate_run(out_p, run_, train_seconds=seconds, progress=progress)
@@ -160,14 +184,17 @@ def resume_run(
     cfg = _read_config(out_p)
     if not (out_p / CHECKPOINT_NAME).is_file():
         raise RunDirError(f"{out_p}: no {CHECKPOINT_NAME} to resume from")
-    if steps is not None:
-        if steps < 0:
-            raise ConfigError(f"--steps must be >= 0, got {steps}")
-        cfg.train.steps = steps
-        if is_main_process():
-            atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
-    run_, dev = _prepare(cfg)
-    seconds = _train(run_, dev, out_p, resume=True, progress=progress)
+    _check_recorded_sha256(out_p, CHECKPOINT_NAME)
+    if steps is not None and steps < 0:
+        raise ConfigError(f"--steps must be >= 0, got {steps}")
+    with _lock(out_p):
+        if steps is not None:
+            cfg.train.steps = steps
+            if is_main_process():  # the recorded checksums no longer hold
+                atomic_write_json(out_p / "state.json", {**_read_state(out_p), "sha256": {}})
+                atomic_write_text(out_p / "config.yaml", cfg.to_yaml())
+        run_, dev = _prepare(cfg)
+        seconds = _train(run_, dev, out_p, resume=True, progress=progress)
     if not (evaluate and is_main_process()):
         return {}
     return evaluate_run(out_p, run_, train_seconds=seconds, progress=progress)

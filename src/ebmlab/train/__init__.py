@@ -15,8 +15,10 @@ Knows nothing of objectives or models: it takes any energy and any objective.
 from __future__ import annotations
 
 from .checkpoint import (
+    atomic_save_npy_chunks,
     atomic_save_tensors,
     atomic_write_bytes,
+    atomic_write_chunks,
     atomic_write_json,
     atomic_write_text,
     load_training_state,
@@ -27,8 +29,10 @@ from .loop import FitResult, TrainSettings, fit, learning_rate
 __all__ = [
     "FitResult",
     "TrainSettings",
+    "atomic_save_npy_chunks",
     "atomic_save_tensors",
     "atomic_write_bytes",
+    "atomic_write_chunks",
     "atomic_write_json",
     "atomic_write_text",
     "fit",

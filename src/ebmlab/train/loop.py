@@ -1,5 +1,5 @@
 """The training loop: optimizer, seeds, progress, metrics, checkpoints, resume,
-divergence guard.
+divergence guard, stop on SIGTERM/SIGINT.
 
 ``fit`` works with any objective that maps ``(energy, batch, state,
 generator=...)`` to ``(loss, diagnostics, state)``; ``state`` (a replay
@@ -9,7 +9,11 @@ estimation's ``log_z``) has them trained alongside the energy's and
 checkpointed; across processes they start from rank 0's values, their
 gradients are averaged, and they are averaged once after the first update
 (which may initialize them from each rank's own batch). Diagnostics fields that
-an objective lacks (score matching has no negatives) are logged as NaN.
+an objective lacks (score matching has no negatives) are logged as NaN. With a
+run directory, SIGTERM or SIGINT (Ctrl-C) finishes the current step, writes a
+checkpoint and raises :class:`~ebmlab.errors.TrainingInterruptedError`; resuming
+then gives the same weights as never stopping (one process; under ``torchrun``
+the signals keep their default action).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import csv
 import io
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -33,7 +39,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ..errors import TrainingDivergedError
+from ..errors import RunDirError, TrainingDivergedError, TrainingInterruptedError
 from .checkpoint import atomic_write_text, load_training_state, save_training_state
 from .distributed import (
     all_gather_tensor,
@@ -195,14 +201,42 @@ def _keep_new_settings(optimizer: torch.optim.Optimizer, new: list[dict[str, Any
 
 
 def _read_metrics(path: Path, up_to: int) -> tuple[list[str] | None, list[list[str]]]:
+    """Header and rows up to step ``up_to``; rows cut short by a kill or damaged are dropped."""
     if not path.is_file():
         return None, []
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        try:
+            rows = list(csv.reader(fh))
+        except csv.Error:
+            return None, []
     if not rows:
         return None, []
     header, body = rows[0], rows[1:]
-    return header, [r for r in body if r and int(float(r[0])) <= up_to]
+
+    def whole(r: list[str]) -> bool:
+        try:
+            values = [float(v) for v in r]
+        except ValueError:
+            return False
+        return len(values) == len(header) and values[0] > 0
+
+    return header, [r for r in body if whole(r) and float(r[0]) <= up_to]
+
+
+def _catch_stop_signals(stop: list[int]) -> dict[int, Any]:
+    """Make SIGTERM/SIGINT append to ``stop`` (a second one acts at once); old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    old: dict[int, Any] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop:  # asked twice: stop now
+            raise KeyboardInterrupt
+        stop.append(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        old[sig] = signal.signal(sig, handler)
+    return old
 
 
 def fit(
@@ -415,6 +449,8 @@ def fit(
         checkpoint(0)
         last_good = 0
 
+    stop: list[int] = []
+    old_handlers = _catch_stop_signals(stop) if ckpt is not None and not is_distributed() else {}
     rows: list[dict[str, float]] = []
     t0 = time.perf_counter()
     bar = tqdm(
@@ -502,8 +538,14 @@ def fit(
                 rows.append(row)
                 sums, n_sum = {}, 0
                 if metrics_fh is not None:
-                    csv.writer(metrics_fh).writerow([f"{row[c]:.6g}" for c in columns])
-                    metrics_fh.flush()
+                    try:
+                        csv.writer(metrics_fh).writerow([f"{row[c]:.6g}" for c in columns])
+                        metrics_fh.flush()
+                    except OSError as exc:
+                        raise RunDirError(
+                            f"{metrics_path}: cannot write ({exc.strerror}); the last good "
+                            f"checkpoint (step {last_good}) is kept in {out}"
+                        ) from exc
                 if on_log is not None and main:
                     on_log(row)
                 bar.set_postfix(
@@ -515,6 +557,16 @@ def fit(
                 checkpoint(done)
                 last_good = done
             bar.update(1)
+            if stop:
+                if last_good != done:
+                    checkpoint(done)
+                    last_good = done
+                name = signal.Signals(stop[0]).name
+                raise TrainingInterruptedError(
+                    f"stopped by {name} at step {done} of {settings.steps}; checkpoint "
+                    f"written to {ckpt}; continue with: ebmlab resume {out}",
+                    stop[0],
+                )
         if settings.steps > start and last_good != settings.steps:
             checkpoint(settings.steps)
         if ema_pairs:
@@ -522,6 +574,8 @@ def fit(
                 for _, avg, live in ema_pairs:
                     live.copy_(avg)
     finally:
+        for sig, old in old_handlers.items():
+            signal.signal(sig, old)
         bar.close()
         if metrics_fh is not None:
             metrics_fh.close()

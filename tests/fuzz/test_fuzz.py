@@ -1,0 +1,113 @@
+"""The seeded fuzzing slice of ``make test`` and the regression inputs fuzzing found.
+
+Hypothesis mutates the seeds of each target of :mod:`tests.fuzz.targets`
+(bit flips, deletions, insertions, truncations; ``derandomize=True``, so the
+slice is the same on every run, about 30 s in all). ``make fuzz`` runs the
+same targets under atheris for a fixed budget each.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .targets import MARKER, TARGETS, seeds
+
+EXAMPLES = {"csv": 500, "npy": 400, "npz": 400, "yaml": 500}  # run directories: 150
+
+
+@st.composite
+def mutated(draw: st.DrawFn, target: str) -> bytes:
+    data = bytearray(draw(st.sampled_from(seeds(target))))
+    for _ in range(draw(st.integers(0, 4))):
+        op = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
+        i = draw(st.integers(0, len(data)))
+        if op == "flip" and i < len(data):
+            data[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "delete":
+            del data[i : i + draw(st.integers(1, 16))]
+        elif op == "insert":
+            data[i:i] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            data = data[:i]
+    return bytes(data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_fuzz_slice(target):
+    MARKER.unlink(missing_ok=True)
+
+    @settings(
+        max_examples=EXAMPLES.get(target, 150),
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(mutated(target))
+    def run(data: bytes) -> None:
+        TARGETS[target](data)
+
+    run()
+
+
+# --------------------------------------------- regressions: inputs that once escaped as crashes
+
+
+def _npz(**members: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _deflated_and_damaged() -> bytes:
+    data = bytearray(
+        _npz(**{"x.npy": io.BytesIO().getvalue() + b"\x93NUMPY" + bytes(range(256)) * 8})
+    )
+    start = data.index(b"x.npy") + 5  # the compressed bytes follow the local header's name
+    for i in range(start + 4, start + 40):
+        data[i] ^= 0x5A
+    return bytes(data)
+
+
+REGRESSIONS = [
+    # A truncated .npy header reached Python's tokenizer: tokenize.TokenError.
+    (
+        "npy",
+        b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': )1,), }"
+        + b" " * 61
+        + b"\n\x00\x00\x80?",
+    ),
+    # An .npz member that is not a .npy file came back as bytes: AttributeError.
+    ("npz", _npz(**{"x.txt": b"1,2,3"})),
+    # A damaged deflate stream: zlib.error.
+    ("npz", _deflated_and_damaged()),
+    # A config that is not UTF-8: UnicodeDecodeError.
+    ("yaml", b"train:\n  steps: \xe5\xff\n"),
+]
+
+
+@pytest.mark.parametrize(("target", "data"), REGRESSIONS)
+def test_fuzz_regressions(target, data):
+    TARGETS[target](data)
+
+
+def test_seeds_hold_live_payloads():
+    """The hostile seeds would run code if loaded unsafely (so the targets test something)."""
+    import yaml
+
+    MARKER.unlink(missing_ok=True)
+    np.load(io.BytesIO(seeds("npy")[1]), allow_pickle=True)  # what a careless loader would do
+    assert MARKER.exists()
+    MARKER.unlink()
+    yaml.unsafe_load(seeds("yaml")[1])
+    assert MARKER.exists()
+    MARKER.unlink()
