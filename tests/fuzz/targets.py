@@ -6,7 +6,8 @@ is one line naming the file; anything else (another exception, a traceback, a
 multi-line message) fails the target. :data:`TARGETS` maps names to targets;
 ``tests/fuzz/run.py`` drives them with atheris (``make fuzz``) and
 ``tests/fuzz/test_fuzz.py`` with Hypothesis (a seeded slice in ``make test``).
-The image loaders (issue 15, another branch) are not covered yet.
+The image loaders (``ebmlab.data.load_images``: image arrays in ``.npy`` and
+``.npz``, MNIST IDX files plain and gzipped, PNG files) have targets of their own.
 """
 
 from __future__ import annotations
@@ -88,6 +89,56 @@ def fuzz_yaml_config(data: bytes) -> None:
     _check(lambda: load_config(p), p)
 
 
+# ------------------------------------------------------------------------ image loaders
+
+
+def _image_target(name: str) -> Callable[[bytes], None]:
+    def target(data: bytes) -> None:
+        from ebmlab.data import load_images
+
+        p = _file(data, name)
+        _check(lambda: load_images(p), p)
+        _check(lambda: load_images(p, allow_nan=True), p)  # ebmlab denoise reads them so
+
+    target.__name__ = f"fuzz_image_{name.replace('.', '_').replace('-', '_')}"
+    return target
+
+
+IMAGE_FILES = {
+    "image-npy": "images.npy",
+    "image-npz": "images.npz",
+    "image-idx": "train-images-idx3-ubyte",
+    "image-idx-gz": "train-images-idx3-ubyte.gz",
+    "image-png": "digit.png",
+}
+
+
+def _image_seeds(target: str) -> list[bytes]:
+    import gzip
+    import struct
+
+    from PIL import Image
+
+    u8 = (np.arange(3 * 4 * 5) % 256).astype(np.uint8).reshape(3, 4, 5)
+    if target == "image-npy":
+        bufs = [io.BytesIO() for _ in range(3)]
+        np.save(bufs[0], u8)
+        np.save(bufs[1], u8.astype(np.float32)[..., None] / 255.0)  # (N, H, W, C)
+        np.save(bufs[2], np.array([_Payload()], dtype=object), allow_pickle=True)
+        return [b.getvalue() for b in bufs]
+    if target == "image-npz":
+        buf, obj = io.BytesIO(), io.BytesIO()
+        np.savez_compressed(buf, x=u8, y=np.arange(3))
+        np.savez(obj, x=np.array([_Payload()], dtype=object))
+        return [buf.getvalue(), obj.getvalue()]
+    if target.startswith("image-idx"):
+        raw = struct.pack(">BBBB3I", 0, 0, 0x08, 3, 3, 4, 5) + u8.tobytes()
+        return [gzip.compress(raw) if target.endswith("gz") else raw]
+    png = io.BytesIO()
+    Image.fromarray(u8[0]).save(png, format="PNG")
+    return [png.getvalue()]
+
+
 # ------------------------------------------------------------------------ run directories
 
 _RUN: list[Path] = []
@@ -155,6 +206,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "npy": fuzz_npy,
     "npz": fuzz_npz,
     "yaml": fuzz_yaml_config,
+    **{t: _image_target(name) for t, name in IMAGE_FILES.items()},
     **{
         f"run-{n.split('.')[0]}": _run_target(n)
         for n in ("config.yaml", "state.json", "model.safetensors", "train_state.safetensors")
@@ -187,6 +239,8 @@ def seeds(target: str) -> list[bytes]:
             b"seed: !!python/object/apply:os.system ['touch " + bytes(MARKER) + b"']\n",
             b"a: &a [1, 2]\nb: &b [*a, *a]\nc: &c [*b, *b]\ntrain: {steps: *c}\n",
         ]
+    if target in IMAGE_FILES:
+        return _image_seeds(target)
     name = {
         "run-config": "config.yaml",
         "run-state": "state.json",

@@ -92,6 +92,26 @@ REGRESSIONS = [
     ("npz", _deflated_and_damaged()),
     # A config that is not UTF-8: UnicodeDecodeError.
     ("yaml", b"train:\n  steps: \xe5\xff\n"),
+    # The image loaders, once they were fuzzed: a truncated header (tokenize.TokenError),
+    # a damaged deflate stream in an image .npz and in a gzipped IDX file (zlib.error).
+    (
+        "image-npy",
+        bytes.fromhex(
+            "934e554d5059010076007b276465736372273a20277c7531272c2027666f727472616e5f6f726465"
+            "72273a2046616c73652820277368617065273a2028332c20342c2035292c207d2020202020202020"
+            "20202020202020202020202020202020202020202020202020202020202020202020202020202020"
+            "202028202020200a000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d"
+        ),
+    ),
+    ("image-npz", _deflated_and_damaged()),
+    (
+        "image-idx-gz",
+        bytes.fromhex(
+            "1f8b080063be142f6b02ff6360e060666060006116206665606462666165632061717a48e5e7e0e4"
+            "e2e6e1e5e3171014121611151397909492969195935750545256515553d7d0d4d2d6d1d5d3373034"
+            "32363135b3b7b0b4b20600ec1a955b4c"
+        ),
+    ),
 ]
 
 

@@ -39,7 +39,7 @@ import gzip
 import importlib.util
 import os
 import struct
-import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,6 +49,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
+from .loaders import _NPLOAD_ERRORS
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 BUILTIN_IMAGES = ("builtin:digits", "builtin:mnist5k")
@@ -321,20 +322,25 @@ def _npz_key(z: Any, p: Path) -> str:
 def _read_array(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         if p.suffix.lower() == ".npy":
-            return np.load(p, allow_pickle=False), None
-        with np.load(p, allow_pickle=False) as z:
-            arr = z[_npz_key(z, p)]
-            y = z["y"] if "y" in z.files else None
+            arr = np.load(p, allow_pickle=False)
+            y = None
+        else:
+            with np.load(p, allow_pickle=False) as z:
+                arr = z[_npz_key(z, p)]
+                y = z["y"] if "y" in z.files else None
     except ValueError as exc:
         if "pickle" in str(exc).lower() or "object" in str(exc).lower():
             raise DataError(f"{p}: holds an object array; expected numeric pixels") from None
         raise DataError(
             f"{p}: not a readable NumPy array ({' '.join(str(exc).split())})"
         ) from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, *_NPLOAD_ERRORS) as exc:  # malformed headers and archives (fuzzing)
         raise DataError(
-            f"{p}: not a readable NumPy array ({' '.join(str(exc).split())})"
+            f"{p}: not a readable NumPy array ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())})"
         ) from None
+    if not isinstance(arr, np.ndarray):
+        raise DataError(f"{p}: not a NumPy array")
     if y is not None and (y.ndim != 1 or y.dtype.kind not in "iu"):
         raise DataError(f"{p}: labels 'y' must be integers of shape (N,), got {y.dtype} {y.shape}")
     return arr, y
@@ -405,8 +411,10 @@ _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 def _read_idx(p: Path) -> np.ndarray:
     try:
         raw = gzip.decompress(p.read_bytes()) if p.suffix.lower() == ".gz" else p.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{p}: not a readable (gzipped) IDX file ({exc})") from None
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(
+            f"{p}: not a readable (gzipped) IDX file ({' '.join(str(exc).split())})"
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
         magic = raw[:4].hex() if len(raw) >= 4 else raw.hex()
         raise DataError(
