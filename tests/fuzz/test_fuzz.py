@@ -131,3 +131,18 @@ def test_seeds_hold_live_payloads():
     yaml.unsafe_load(seeds("yaml")[1])
     assert MARKER.exists()
     MARKER.unlink()
+
+
+def test_gzipped_idx_bomb_is_refused_with_bounded_memory(tmp_path, monkeypatch):
+    """A small .gz that inflates past the cap is refused after reading at most cap + 1 bytes."""
+    import gzip
+
+    from ebmlab.data import images, load_images
+    from ebmlab.errors import DataError
+
+    monkeypatch.setattr(images, "MAX_IDX_BYTES", 1 << 16)
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    p.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + bytes(1 << 20)))  # 1 MiB of zeros
+    assert p.stat().st_size < 4096
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: decompresses to more"):
+        load_images(p)

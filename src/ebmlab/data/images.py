@@ -336,8 +336,7 @@ def _read_array(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
         ) from None
     except (OSError, *_NPLOAD_ERRORS) as exc:  # malformed headers and archives (fuzzing)
         raise DataError(
-            f"{p}: not a readable NumPy array ({type(exc).__name__}: "
-            f"{' '.join(str(exc).split())})"
+            f"{p}: not a readable NumPy array ({type(exc).__name__}: {' '.join(str(exc).split())})"
         ) from None
     if not isinstance(arr, np.ndarray):
         raise DataError(f"{p}: not a NumPy array")
@@ -405,12 +404,23 @@ def _is_idx_name(p: Path) -> bool:
     return "idx" in name and ("ubyte" in name or name.endswith((".idx", ".idx.gz")))
 
 
+#: Largest decompressed size of a gzipped IDX file (MNIST's 60,000 training images: 47 MB).
+MAX_IDX_BYTES = 2**31
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def _read_idx(p: Path) -> np.ndarray:
     try:
-        raw = gzip.decompress(p.read_bytes()) if p.suffix.lower() == ".gz" else p.read_bytes()
+        if p.suffix.lower() == ".gz":  # bounded: a small file must not inflate without limit
+            with gzip.open(p, "rb") as fh:
+                raw = fh.read(MAX_IDX_BYTES + 1)
+            if len(raw) > MAX_IDX_BYTES:
+                raise DataError(
+                    f"{p}: decompresses to more than {MAX_IDX_BYTES >> 20} MiB; decompress it "
+                    f"first (gunzip) if it really holds that many images"
+                )
+        else:
+            raw = p.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(
             f"{p}: not a readable (gzipped) IDX file ({' '.join(str(exc).split())})"
