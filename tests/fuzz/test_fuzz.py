@@ -103,6 +103,23 @@ REGRESSIONS = [
             "202028202020200a000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d"
         ),
     ),
+    # An image .npy whose pixels are all NaN (read with NaN allowed, as denoise does) reached
+    # the scaling's check: ValueError (found by atheris).
+    (
+        "image-npy",
+        bytes.fromhex(
+            "934e554d5059010076007b276465736372273a20273c6634272c2027666f727472616e5f6f726465"
+            "72273a2046616c73652c20277368617065273a2028312c20342c20352c2031292c207d2020202020"
+            "20202020202020202020202020202020202020202020202020202020202020202020202020202020"
+            "202020202020200a000000008180803b8180003cc1c0403c8180803ca1a0a03cc1c0c03ce1e0e03c"
+            "8180003d9190103da1a0203db1b0303dc1c0403dd1d0503de1e0603df1f0703d8180803d8988883d"
+            "9190903d999898ffffffffffffffff3db1b0b03db9b8b83dc1c0c03dc9c8c83dd1d0d03dd9d8d83d"
+            "e1e0e03de9e8e83df1f0f03df9f8f83d8180003e8584043e8988083e8d8c0c3e9190103e9594143e"
+            "9998183e9d9c1c3ea1a0203ea5a4243ea9a8283eadac2c3eb1b0303eb5b4343eb9b8383ebdbc3c3e"
+            "c1c0403ec5c4443ec9c8483ecdcc4c3ed1d0503ed5d4143ed9d8583edddc5c3ee1e0603ee5e4643e"
+            "e9e8683eedec6c3e"
+        ),
+    ),
     ("image-npz", _deflated_and_damaged()),
     (
         "image-idx-gz",

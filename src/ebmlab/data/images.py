@@ -37,8 +37,10 @@ __all__ = [
 
 import gzip
 import importlib.util
+import math
 import os
 import struct
+import warnings
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -286,7 +288,11 @@ def _layout(arr: np.ndarray, name: str, event_shape: tuple[int, ...] | None) -> 
 def _infer_scaling(arr: np.ndarray, name: str) -> ImageScaling:
     layout = _layout(arr, name, None)
     kind = arr.dtype.kind
-    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: refused just below
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise DataError(f"{name}: every pixel is missing (NaN); no range to scale from")
     if arr.dtype == np.uint8 or (kind in "iu" and lo >= 0 and hi <= 255):
         low, high = 0.0, 255.0
     elif kind == "f" and lo >= 0 and hi <= 1:
