@@ -15,6 +15,9 @@ Low energy = high probability: ``p(x) = exp(-E(x)) / Z``.
 * :mod:`~ebmlab.energies.conv`: image energies on ``(N, C, H, W)``:
   :class:`ConvEnergy` (a small strided CNN) and :class:`ResNetEnergy` (residual
   blocks, optional spectral norm).
+* :mod:`~ebmlab.energies.classifier`: :class:`ClassifierEnergy`, a classifier
+  read as an energy (JEM: ``E(x) = -logsumexp_y f(x)[y]``) on any backbone,
+  and :func:`make_mlp`.
 * :mod:`~ebmlab.energies.compose`: :class:`SumEnergy` (product of experts) and
   :class:`Tempered`.
 
@@ -28,6 +31,7 @@ lattice models and Boltzmann machines in :mod:`ebmlab.lattice` and
 from __future__ import annotations
 
 from .base import Energy, energy_and_grad, score
+from .classifier import ClassifierEnergy, make_mlp
 from .compose import SumEnergy, Tempered
 from .conv import ConvEnergy, ResNetEnergy
 from .gaussian import Gaussian, GaussianMixture
@@ -35,6 +39,7 @@ from .latent import KMeansEnergy, PCAEnergy, SparseCodingEnergy, fit_energy_loss
 from .mlp import MLPEnergy
 
 __all__ = [
+    "ClassifierEnergy",
     "ConvEnergy",
     "Energy",
     "Gaussian",
@@ -48,5 +53,6 @@ __all__ = [
     "Tempered",
     "energy_and_grad",
     "fit_energy_loss",
+    "make_mlp",
     "score",
 ]

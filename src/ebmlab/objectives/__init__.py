@@ -6,7 +6,9 @@ negatives (``cd.py``, :class:`ContrastiveDivergence`: ``cd``, ``pcd``,
 a sampler (``score_matching.py``, :class:`ScoreMatching`,
 :class:`DenoisingScoreMatching`, :class:`SlicedScoreMatching`: ``sm``, ``dsm``,
 ``ssm``) and noise-contrastive estimation with a learned log Z (``nce.py``,
-:class:`NoiseContrastiveEstimation`: ``nce``). :data:`OBJECTIVES` maps these
+:class:`NoiseContrastiveEstimation`: ``nce``), and for classifiers read as
+energies the joint objective of JEM (``joint.py``,
+:class:`JointEnergyObjective`: ``jem``; labelled batches). :data:`OBJECTIVES` maps these
 names to classes; :func:`build_objective` builds one by name.
 
 Builds on :mod:`ebmlab.samplers` (negatives for contrastive divergence, the
@@ -21,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from .cd import CD_MODES, CDDiagnostics, ContrastiveDivergence
+from .joint import JointDiagnostics, JointEnergyObjective
 from .nce import (
     NCEDiagnostics,
     NoiseContrastiveEstimation,
@@ -43,6 +46,8 @@ __all__ = [
     "CDDiagnostics",
     "ContrastiveDivergence",
     "DenoisingScoreMatching",
+    "JointDiagnostics",
+    "JointEnergyObjective",
     "NCEDiagnostics",
     "NoiseContrastiveEstimation",
     "NoiseModel",
@@ -63,6 +68,7 @@ OBJECTIVES: dict[str, type] = {
     "dsm": DenoisingScoreMatching,
     "ssm": SlicedScoreMatching,
     "nce": NoiseContrastiveEstimation,
+    "jem": JointEnergyObjective,
 }
 
 

@@ -56,7 +56,7 @@ class Objective(Protocol):
     """What :func:`fit` needs from an objective."""
 
     def __call__(
-        self, energy: Any, x_pos: Tensor, state: Any, *, generator: torch.Generator | None = None
+        self, energy: Any, x_pos: Any, state: Any, /, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Any, Any]: ...
 
 
@@ -216,6 +216,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    labels: Tensor | None = None,
 ) -> FitResult:
     """Train ``energy`` on ``data`` with ``objective``.
 
@@ -236,6 +237,9 @@ def fit(
         progress: Show a tqdm progress bar.
         on_log: Called (on the main process) with each logged metrics row, e.g.
             :meth:`~ebmlab.train.tensorboard.TensorBoardLogger.log_metrics`.
+        labels: Labels of the rows, shape ``(N,)`` (``None``: unlabelled);
+            when given, each batch is the pair ``(x, y)`` (e.g. for
+            :class:`~ebmlab.objectives.JointEnergyObjective`).
 
     Returns:
         A :class:`FitResult`.
@@ -249,6 +253,10 @@ def fit(
     data = data.to(dev)
     if data.shape[0] < 1:
         raise ValueError("data is empty")
+    if labels is not None:
+        labels = labels.to(dev)
+        if labels.shape[0] != data.shape[0]:
+            raise ValueError(f"labels has {labels.shape[0]} rows, data {data.shape[0]}")
     world, my_rank, main = world_size(), rank(), is_main_process()
     if settings.batch_size % world:
         raise ValueError(
@@ -433,7 +441,8 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             idx = torch.randint(n, (local_batch,), generator=generator, device=dev)
-            loss, diag, state = objective(model, data[idx], state, generator=generator)
+            batch = data[idx] if labels is None else (data[idx], labels[idx])
+            loss, diag, state = objective(model, batch, state, generator=generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if own is not None and is_distributed():  # DDP averages only the energy's
