@@ -177,7 +177,7 @@ class _KilledError(Exception):
 
 
 def test_checkpoint_dir_resumes_a_killed_fit_to_the_same_weights(tmp_path, monkeypatch):
-    import ebmlab.estimators.classifier as mod
+    import ebmlab.train.loop as mod
 
     X, y = blobs(96, 8)
     kw = {**SMALL, "n_epochs": 4, "random_state": 3}

@@ -18,6 +18,8 @@ Low energy = high probability: ``p(x) = exp(-E(x)) / Z``.
 * :mod:`~ebmlab.energies.classifier`: :class:`ClassifierEnergy`, a classifier
   read as an energy (JEM: ``E(x) = -logsumexp_y f(x)[y]``) on any backbone,
   and :func:`make_mlp`.
+* :mod:`~ebmlab.energies.noise_conditional`: :class:`NoiseConditionalEnergy`,
+  one energy for every noise level (denoising).
 * :mod:`~ebmlab.energies.compose`: :class:`SumEnergy` (product of experts) and
   :class:`Tempered`.
 
@@ -37,6 +39,7 @@ from .conv import ConvEnergy, ResNetEnergy
 from .gaussian import Gaussian, GaussianMixture
 from .latent import KMeansEnergy, PCAEnergy, SparseCodingEnergy, fit_energy_loss
 from .mlp import MLPEnergy
+from .noise_conditional import NoiseConditionalEnergy
 
 __all__ = [
     "ClassifierEnergy",
@@ -46,6 +49,7 @@ __all__ = [
     "GaussianMixture",
     "KMeansEnergy",
     "MLPEnergy",
+    "NoiseConditionalEnergy",
     "PCAEnergy",
     "ResNetEnergy",
     "SparseCodingEnergy",

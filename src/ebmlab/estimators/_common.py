@@ -14,6 +14,8 @@ Stable API used by several estimators (don't rename):
 - :class:`Standardizer`: per-feature mean/scale, numpy in, numpy out.
 - :func:`fit_flat_energy`: fit an :class:`~ebmlab.energies.MLPEnergy` to flat
   (standardized) data with a named objective.
+- :func:`fit_resumable`: :func:`ebmlab.train.fit` into an optional checkpoint
+  directory, resuming the checkpoint found there (``checkpoint_dir``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "check_int_params",
     "derive_seed",
     "fit_flat_energy",
+    "fit_resumable",
     "resolve_device",
     "seeded_init",
     "to_tensor",
@@ -33,8 +36,10 @@ __all__ = [
     "validate_data",
 ]
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -213,6 +218,31 @@ class Standardizer:
     def log_det(self) -> float:
         """``sum(log scale_)``: add ``-log_det`` to a standardized log-density."""
         return float(np.sum(np.log(self.scale_)))
+
+
+def fit_resumable(
+    energy: nn.Module,
+    data: Tensor,
+    objective: Any,
+    settings: Any,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """:func:`ebmlab.train.fit` with checkpoints in ``checkpoint_dir`` (``None``: none).
+
+    A checkpoint already in ``checkpoint_dir`` is resumed, so a fit killed
+    midway continues where it stopped and ends with the weights of an
+    uninterrupted one. Returns the :class:`~ebmlab.train.FitResult`.
+    """
+    from ..train.loop import CHECKPOINT_NAME, fit
+
+    run_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+    resume = run_dir is not None and (run_dir / CHECKPOINT_NAME).is_file()
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("progress", False)
+    return fit(energy, data, objective, settings, run_dir=run_dir, resume=resume, **kwargs)
 
 
 #: Objectives that draw negatives with MCMC (need a sampler).

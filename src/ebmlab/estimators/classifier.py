@@ -22,7 +22,6 @@ import itertools
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,8 +36,8 @@ from ..energies.classifier import ClassifierEnergy, make_mlp
 from ..energies.conv import ConvEnergy, ResNetEnergy
 from ..energies.mlp import ACTIVATIONS
 from ..objectives.joint import JointEnergyObjective
-from ..train.loop import CHECKPOINT_NAME, TrainSettings, fit
-from ._common import check_int_params, resolve_device, torch_generator
+from ..train.loop import TrainSettings
+from ._common import check_int_params, fit_resumable, resolve_device, torch_generator
 from ._common import validate_data as _validate_data
 
 _CALIBRATIONS = ("temperature", "none")
@@ -435,23 +434,17 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
             seed=seed,
             device=str(self._device),
         )
-        run_dir = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
-        resume = run_dir is not None and (run_dir / CHECKPOINT_NAME).is_file()
-        if run_dir is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
         if steps == 0:
             self._buffer = buffer
             return np.zeros(0)
-        result = fit(
+        result = fit_resumable(
             self.energy_,
             x,
             objective,
             settings,
+            checkpoint_dir=self.checkpoint_dir,
             state=buffer,
             labels=y,
-            run_dir=run_dir,
-            resume=resume,
-            progress=False,
         )
         self._buffer = result.state
         return np.array([row["loss"] for row in result.metrics])

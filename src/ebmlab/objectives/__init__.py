@@ -5,7 +5,8 @@ negatives (``cd.py``, :class:`ContrastiveDivergence`: ``cd``, ``pcd``,
 ``short-run``, optionally with the improved-CD KL term), score matching without
 a sampler (``score_matching.py``, :class:`ScoreMatching`,
 :class:`DenoisingScoreMatching`, :class:`SlicedScoreMatching`: ``sm``, ``dsm``,
-``ssm``) and noise-contrastive estimation with a learned log Z (``nce.py``,
+``ssm``; :class:`NoiseConditionalScoreMatching` for noise-conditional
+energies), noise-contrastive estimation with a learned log Z (``nce.py``,
 :class:`NoiseContrastiveEstimation`: ``nce``), and for classifiers read as
 energies the joint objective of JEM (``joint.py``,
 :class:`JointEnergyObjective`: ``jem``; labelled batches). :data:`OBJECTIVES` maps these
@@ -34,6 +35,7 @@ from .nce import (
 from .score_matching import (
     HESSIAN_METHODS,
     DenoisingScoreMatching,
+    NoiseConditionalScoreMatching,
     ScoreMatching,
     ScoreMatchingDiagnostics,
     SlicedScoreMatching,
@@ -49,6 +51,7 @@ __all__ = [
     "JointDiagnostics",
     "JointEnergyObjective",
     "NCEDiagnostics",
+    "NoiseConditionalScoreMatching",
     "NoiseContrastiveEstimation",
     "NoiseModel",
     "ScoreMatching",
