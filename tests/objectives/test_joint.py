@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ebmlab.energies import ClassifierEnergy, ConvEnergy, MLPEnergy, ResNetEnergy, make_mlp
-from ebmlab.objectives import JointEnergyObjective, build_objective
+from ebmlab.objectives import JointEnergyObjective
 from ebmlab.train import TrainSettings, fit
 
 
@@ -71,8 +71,8 @@ def test_training_through_fit_classifies_and_lowers_data_energy():
     assert result.state is buf and len(result.metrics) >= 1
 
 
-def test_plain_cross_entropy_needs_no_buffer_and_jem_is_registered():
-    jem = build_objective("jem", lambda n, g: torch.rand(n, 2, generator=g), generative_weight=0)
+def test_plain_cross_entropy_needs_no_buffer():
+    jem = JointEnergyObjective(lambda n, g: torch.rand(n, 2, generator=g), generative_weight=0)
     assert jem.init_state(10) is None
     x, y = torch.randn(8, 2), torch.randint(3, (8,))
     loss, diag, state = jem(_energy(), (x, y), None)

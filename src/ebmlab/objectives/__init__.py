@@ -9,8 +9,9 @@ a sampler (``score_matching.py``, :class:`ScoreMatching`,
 energies), noise-contrastive estimation with a learned log Z (``nce.py``,
 :class:`NoiseContrastiveEstimation`: ``nce``), and for classifiers read as
 energies the joint objective of JEM (``joint.py``,
-:class:`JointEnergyObjective`: ``jem``; labelled batches). :data:`OBJECTIVES` maps these
-names to classes; :func:`build_objective` builds one by name.
+:class:`JointEnergyObjective`; labelled batches, not yet a run objective).
+:data:`OBJECTIVES` maps the run objectives' names to classes;
+:func:`build_objective` builds one by name.
 
 Builds on :mod:`ebmlab.samplers` (negatives for contrastive divergence, the
 replay buffer) and :mod:`ebmlab.energies`. The loss functionals of conditional
@@ -71,7 +72,6 @@ OBJECTIVES: dict[str, type] = {
     "dsm": DenoisingScoreMatching,
     "ssm": SlicedScoreMatching,
     "nce": NoiseContrastiveEstimation,
-    "jem": JointEnergyObjective,
 }
 
 
