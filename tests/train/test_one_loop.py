@@ -37,14 +37,13 @@ def _optimizer_uses(path: Path) -> list[int]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             base = node.value
-            if isinstance(base, ast.Attribute) and base.attr == "optim":
+            name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
+            if name == "optim":
                 lines.append(node.lineno)
-            elif isinstance(base, ast.Name) and base.id == "optim":
-                lines.append(node.lineno)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("torch.optim"):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.ImportFrom) and node.module == "torch":
-            if any(alias.name == "optim" for alias in node.names):
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            names = {alias.name for alias in node.names}
+            if module.startswith("torch.optim") or (module == "torch" and "optim" in names):
                 lines.append(node.lineno)
     return lines
 
