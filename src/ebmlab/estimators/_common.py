@@ -335,6 +335,8 @@ def fit_flat_energy(
     seed: int = 0,
     device: torch.device | str = "cpu",
     verbose: bool = False,
+    energy: nn.Module | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> FlatEnergyFit:
     """Fit an :class:`~ebmlab.energies.MLPEnergy` to flat data with a named objective.
 
@@ -360,26 +362,34 @@ def fit_flat_energy(
         seed: Seeds the initial weights and the training generator.
         device: Training device.
         verbose: Show a progress bar.
+        energy: A fitted energy to continue training (warm start; ``hidden``,
+            ``activation``, ``spectral_norm`` and ``base_scale`` are then its own).
+        checkpoint_dir: Crash-safe checkpoints go here, and one found here is
+            resumed (see :func:`fit_resumable`).
 
     Returns:
         A :class:`FlatEnergyFit`.
     """
     from ..energies import MLPEnergy
     from ..objectives import build_objective
-    from ..train import TrainSettings, fit
+    from ..train import TrainSettings
 
     dev = torch.device(device)
     data = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32)
     d = int(data.shape[1])
-    energy = seeded_init(
-        lambda: MLPEnergy(
-            d,
-            hidden=tuple(int(h) for h in hidden),
-            activation=activation,
-            spectral_norm=spectral_norm,
-            base_scale=base_scale,
-        ),
-        seed,
+    energy = (
+        energy
+        if energy is not None
+        else seeded_init(
+            lambda: MLPEnergy(
+                d,
+                hidden=tuple(int(h) for h in hidden),
+                activation=activation,
+                spectral_norm=spectral_norm,
+                base_scale=base_scale,
+            ),
+            seed,
+        )
     )
     options = dict(objective_options or {})
     state: Any = None
@@ -401,11 +411,19 @@ def fit_flat_energy(
         lr_schedule="cosine",
         warmup_steps=min(20, max(steps // 10, 0)),
         log_every=max(1, steps // 20) if steps else 1,
-        checkpoint_every=0,
+        checkpoint_every=max(1, steps // 20) if checkpoint_dir is not None and steps else 0,
         seed=int(seed),
         device=str(dev),
     )
-    result = fit(energy, data, obj, settings, state=state, progress=bool(verbose))
+    result = fit_resumable(
+        energy,
+        data,
+        obj,
+        settings,
+        checkpoint_dir=checkpoint_dir,
+        state=state,
+        progress=bool(verbose),
+    )
     energy.eval()
     _bake_parametrizations(energy)
     losses = [float(row.get("loss", float("nan"))) for row in result.metrics]
