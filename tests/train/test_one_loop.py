@@ -69,3 +69,28 @@ def test_the_check_catches_an_optimizer(tmp_path):
         "import torch\nfrom torch import optim\nopt = torch.optim.Adam([])\nsgd = optim.SGD([])\n"
     )
     assert sorted(_optimizer_uses(bad)) == [2, 3, 4]
+
+
+def test_epoch_batches_visit_every_row_once_per_pass():
+    import torch
+
+    from ebmlab.energies import MLPEnergy
+    from ebmlab.train import TrainSettings, fit
+
+    seen: list[torch.Tensor] = []
+
+    def objective(energy, batch, state, *, generator=None):
+        x, y = batch
+        seen.append(y.clone())
+        e = energy(x)
+        return e.mean(), None, state
+
+    data, labels = torch.randn(10, 2), torch.arange(10)
+    settings = TrainSettings(steps=8, batch_size=4, warmup_steps=0, batches="epochs", log_every=1)
+    fit(MLPEnergy(2, hidden=(4,)), data, objective, settings, labels=labels, progress=False)
+    sizes = [len(b) for b in seen]
+    assert sizes == [4, 4, 2, 4, 4, 2, 4, 4]  # passes of 3 batches, the last one short
+    for k in range(2):
+        rows = torch.cat(seen[3 * k : 3 * k + 3])
+        assert sorted(rows.tolist()) == list(range(10))
+    assert not torch.equal(torch.cat(seen[:3]), torch.cat(seen[3:6]))  # a fresh order

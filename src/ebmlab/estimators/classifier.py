@@ -148,7 +148,7 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
 
     Training runs through :func:`ebmlab.train.fit` with
     :class:`~ebmlab.objectives.JointEnergyObjective` (constant learning rate,
-    ``n_epochs * ceil(n / batch_size)`` updates on random minibatches); a
+    ``n_epochs`` passes over the rows in random order); a
     non-finite loss raises :class:`~ebmlab.errors.TrainingDivergedError`.
 
     Attributes:
@@ -433,6 +433,7 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
             checkpoint_every=per_epoch,
             seed=seed,
             device=str(self._device),
+            batches="epochs",
         )
         if steps == 0:
             self._buffer = buffer

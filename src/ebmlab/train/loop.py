@@ -80,6 +80,10 @@ class TrainSettings:
         ema: Decay of an exponential moving average of the weights (``None``:
             off). The average is checkpointed with the raw weights (so resume
             is exact) and copied into the energy when training ends.
+        batches: ``"random"``: each batch drawn with replacement;
+            ``"epochs"``: passes over the data in a fresh random order each
+            (the last batch of a pass holds the remainder), the order of pass
+            ``k`` seeded by ``(seed, k)`` so a resume mid-pass is exact.
     """
 
     steps: int = 1000
@@ -95,8 +99,11 @@ class TrainSettings:
     seed: int = 0
     device: str = "cpu"
     ema: float | None = None
+    batches: str = "random"
 
     def __post_init__(self) -> None:
+        if self.batches not in ("random", "epochs"):
+            raise ValueError(f"batches must be 'random' or 'epochs', got {self.batches!r}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ValueError(f"ema must be in (0, 1) or None, got {self.ema}")
         if self.steps < 0:
@@ -434,13 +441,27 @@ def fit(
         dynamic_ncols=True,
     )
     n = data.shape[0]
+    per_epoch = -(-n // local_batch)
+    order: dict[int, Tensor] = {}
+
+    def epoch_batch(step: int) -> Tensor:
+        epoch, pos = divmod(step, per_epoch)
+        if epoch not in order:
+            order.clear()
+            g = torch.Generator().manual_seed(rank_seed(settings.seed) * 1_000_003 + epoch)
+            order[epoch] = torch.randperm(n, generator=g).to(dev)
+        return order[epoch][pos * local_batch : (pos + 1) * local_batch]
+
     energy.train()
     try:
         for step in range(start, settings.steps):
             lr = learning_rate(settings, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            idx = torch.randint(n, (local_batch,), generator=generator, device=dev)
+            if settings.batches == "epochs":
+                idx = epoch_batch(step)
+            else:
+                idx = torch.randint(n, (local_batch,), generator=generator, device=dev)
             batch = data[idx] if labels is None else (data[idx], labels[idx])
             loss, diag, state = objective(model, batch, state, generator=generator)
             optimizer.zero_grad(set_to_none=True)
