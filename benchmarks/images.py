@@ -497,7 +497,6 @@ def classification(epochs: int, seeds: list[int]) -> dict[str, Any]:
 
 def heldout(epochs: int, seeds: list[int]) -> dict[str, Any]:
     """JEM and the CE network trained on digits 0-4; digits 5-9 of the test rows are OOD."""
-    import numpy as np
     from scipy.special import logsumexp
 
     from ebmlab.data.images import load_images, stratified_split
