@@ -16,6 +16,7 @@ from torch import Tensor
 
 import ebmlab.energies as energies_module
 from ebmlab.energies import (
+    ClassifierEnergy,
     ConvEnergy,
     Energy,
     Gaussian,
@@ -30,6 +31,7 @@ from ebmlab.energies import (
     energy_and_grad,
     score,
 )
+from ebmlab.energies.classifier import make_mlp
 from helpers import (
     assert_ks_marginals,
     assert_mean_within_mcse,
@@ -68,6 +70,18 @@ class Case:
 
 
 CASES: dict[str, Case] = {
+    "classifier_mlp": Case(
+        lambda g: ClassifierEnergy(make_mlp([3, 8, 4], "silu", g, F64), 4, event_shape=(3,)).to(
+            F64
+        ),
+        ("ClassifierEnergy", "n_classes=4", "event_shape=(3,)"),
+    ),
+    "classifier_conv_trunk": Case(
+        lambda g: ClassifierEnergy(
+            _seeded(g, ConvEnergy, (1, 6, 6), channels=(4,), hidden=8), 3
+        ).to(F64),
+        ("ClassifierEnergy", "n_classes=3", "event_shape=(1, 6, 6)"),
+    ),
     "mlp": Case(
         lambda g: _mlp(g, 3, hidden=(8, 8)),
         ("MLPEnergy", "hidden=(8, 8)", "activation='silu'", "spectral_norm=False"),

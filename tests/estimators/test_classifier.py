@@ -170,3 +170,67 @@ def test_expected_calibration_error_by_hand():
     assert expected_calibration_error(p, y, n_bins=15) == pytest.approx(expected)
     with pytest.raises(ValueError, match="n_bins"):
         expected_calibration_error(p, y, n_bins=0)
+
+
+class _KilledError(Exception):
+    pass
+
+
+def test_checkpoint_dir_resumes_a_killed_fit_to_the_same_weights(tmp_path, monkeypatch):
+    import ebmlab.train.loop as mod
+
+    X, y = blobs(96, 8)
+    kw = {**SMALL, "n_epochs": 4, "random_state": 3}
+    whole = EnergyClassifier(**kw).fit(X, y)
+    real_fit = mod.fit
+
+    def killed_fit(*args, **kwargs):
+        def on_log(row):
+            # 3 updates per epoch; killed at epoch 2's log row, before its checkpoint
+            if row["step"] >= 6:
+                raise _KilledError
+
+        return real_fit(*args, **kwargs, on_log=on_log)
+
+    monkeypatch.setattr(mod, "fit", killed_fit)
+    with pytest.raises(_KilledError):
+        EnergyClassifier(**kw, checkpoint_dir=tmp_path).fit(X, y)
+    monkeypatch.setattr(mod, "fit", real_fit)
+    resumed = EnergyClassifier(**kw, checkpoint_dir=tmp_path).fit(X, y)
+    a, b = whole.energy_.state_dict(), resumed.energy_.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.loss_curve_.shape == (3,)  # the epochs this call ran (2, 3, 4)
+
+
+def test_warm_start_continues_from_the_fitted_network():
+    X, y = blobs(96, 9)
+    clf = EnergyClassifier(**{**SMALL, "n_epochs": 1}, warm_start=True, random_state=0)
+    first = {k: v.clone() for k, v in clf.fit(X, y).energy_.state_dict().items()}
+    cold = EnergyClassifier(**{**SMALL, "n_epochs": 1}, random_state=0).fit(X, y)
+    clf.fit(X, y)
+    moved = [not torch.equal(first[k], v) for k, v in clf.energy_.state_dict().items()]
+    assert any(moved)  # trained further from where it stopped, not reset
+    assert clf.score(X, y) >= cold.score(X, y) - 0.05
+
+
+def test_conv_backbone_on_flat_images():
+    rng = np.random.RandomState(0)
+    y = rng.randint(2, size=64)
+    imgs = np.zeros((64, 1, 8, 8))
+    imgs[y == 0, :, :, :4] = 1.0  # left half lit vs right half lit
+    imgs[y == 1, :, :, 4:] = 1.0
+    X = (imgs + 0.1 * rng.randn(*imgs.shape)).reshape(64, 64)
+    clf = EnergyClassifier(
+        backbone="conv",
+        image_shape=(1, 8, 8),
+        n_epochs=8,
+        batch_size=16,
+        learning_rate=3e-3,
+        sgld_steps=2,
+        buffer_size=32,
+        random_state=0,
+    ).fit(X, y)
+    assert clf.score(X, y) >= 0.9
+    assert clf.sample(3, y=1).shape == (3, 64)
+    with pytest.raises(ValueError, match="needs image_shape"):
+        EnergyClassifier(backbone="conv").fit(X, y)

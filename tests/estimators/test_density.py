@@ -126,3 +126,25 @@ def test_pipeline_and_grid_search():
     ).fit(X)
     assert grid.best_params_["n_steps"] == 60  # training beats the untrained network
     assert np.isfinite(grid.best_score_)
+
+
+def test_warm_start_and_checkpoint_dir(tmp_path):
+    from ebmlab.estimators import EnergyOutlierDetector
+
+    X = np.random.RandomState(0).randn(200, 2)
+    kw = {"hidden": (16,), "n_steps": 40, "random_state": 0}
+    whole = EnergyDensity(**kw).fit(X)
+    EnergyDensity(**kw, checkpoint_dir=tmp_path).fit(X)
+    # A complete checkpoint is resumed (nothing left to do): same weights as the fit itself.
+    again = EnergyDensity(**kw, checkpoint_dir=tmp_path).fit(X)
+    for k, v in whole.energy_.state_dict().items():
+        assert torch.equal(v, again.energy_.state_dict()[k])
+    warm = EnergyDensity(**kw, warm_start=True).fit(X)
+    before = {k: v.clone() for k, v in warm.energy_.state_dict().items()}
+    mean = warm.mean_.copy()
+    warm.fit(X + 1.0)  # trained on, with the first fit's transform
+    assert np.array_equal(warm.mean_, mean)
+    assert any(not torch.equal(before[k], v) for k, v in warm.energy_.state_dict().items())
+    det = EnergyOutlierDetector(hidden=(16,), n_steps=20, warm_start=True, random_state=0)
+    first = det.fit(X).density_
+    assert det.fit(X).density_ is first

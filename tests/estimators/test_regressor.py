@@ -90,3 +90,18 @@ def test_contrastive_loss_by_name():
         loss="hinge", loss_options={"margin": 0.5}, n_steps=30, random_state=0
     ).fit(X, y)
     assert np.all(np.isfinite(reg.predict(X[:5])))
+
+
+def test_warm_start_keeps_the_transform_and_trains_on():
+    rng = np.random.RandomState(0)
+    X = rng.randn(80, 2)
+    y = X[:, 0] + 0.1 * rng.randn(80)
+    reg = EnergyRegressor(
+        hidden=(8,), n_steps=10, n_infer_steps=5, warm_start=True, random_state=0
+    )
+    reg.fit(X, y)
+    before = {k: v.clone() for k, v in reg.energy_.state_dict().items()}
+    mean = reg.y_mean_
+    reg.fit(X, y + 5.0)
+    assert reg.y_mean_ == mean and reg.loss_curve_.shape == (10,)
+    assert any(not torch.equal(before[k], v) for k, v in reg.energy_.state_dict().items())

@@ -1,27 +1,33 @@
 """Fitting a conditional energy F(x, y) with a loss functional.
 
-:func:`fit_conditional` runs Adam on random minibatches of pairs ``(x, y)``,
-minimizing one of the loss functionals of :mod:`ebmlab.conditional.losses` (or
-any callable with their signature). It builds on the energies of
-:mod:`ebmlab.conditional.energies` and the losses; low energy = good answer.
+:func:`fit_conditional` minimizes one of the loss functionals of
+:mod:`ebmlab.conditional.losses` (or any callable with their signature) on
+random minibatches of pairs ``(x, y)`` through :func:`ebmlab.train.fit` (Adam,
+constant learning rate, the divergence guard, optional checkpoints). It builds
+on the energies of :mod:`ebmlab.conditional.energies`, the losses and
+:mod:`ebmlab.train`; low energy = good answer.
 """
 
 from __future__ import annotations
 
 __all__ = ["LossFn", "fit_conditional"]
 
-import math
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from ..errors import TrainingDivergedError
+from ..train.loop import CHECKPOINT_NAME, TrainSettings, fit
 from .losses import build_loss_functional
 
 #: ``loss_fn(energy, x, y, generator) -> scalar`` for :func:`fit_conditional`.
 LossFn = Callable[[Any, Tensor, Tensor, "torch.Generator | None"], Tensor]
+
+
+class _Loss(NamedTuple):
+    loss: Tensor
 
 
 def fit_conditional(
@@ -35,11 +41,13 @@ def fit_conditional(
     lr: float = 1e-3,
     weight_decay: float = 0.0,
     generator: torch.Generator | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
     **loss_options: Any,
 ) -> Tensor:
     """Train a conditional energy on pairs ``(x, y)`` with a loss functional.
 
-    Adam on random minibatches (drawn with ``generator``). ``loss`` is a name
+    Adam on random minibatches through :func:`ebmlab.train.fit` (its
+    generator seeded from ``generator``). ``loss`` is a name
     from :data:`ebmlab.conditional.LOSS_FUNCTIONALS` (built with
     ``loss_options``, e.g. ``margin=1.0, bounds=(-2, 2)``), a
     :class:`~ebmlab.conditional.LossFunctional`, or any callable
@@ -52,13 +60,16 @@ def fit_conditional(
         loss: The loss functional.
         n_steps: Parameter updates.
         batch_size: Pairs per update (at most ``N``).
-        lr: Adam's learning rate.
-        weight_decay: Adam's L2 penalty.
-        generator: Random generator for batches and the loss's searches.
+        lr: Adam's learning rate (constant).
+        weight_decay: Decoupled weight decay (AdamW) when > 0.
+        generator: Seeds the generator of the batches and the loss's searches.
+        checkpoint_dir: Where crash-safe checkpoints (every 1/20th of the
+            updates) go; a checkpoint found there is resumed. ``None``: none.
         **loss_options: Passed to the loss functional when ``loss`` is a name.
 
     Returns:
-        The loss of every update, shape ``(n_steps,)``.
+        The loss of every update, shape ``(n_steps,)`` (after a resume: of
+        the updates this call made).
 
     Raises:
         TrainingDivergedError: When the loss becomes non-finite.
@@ -82,22 +93,35 @@ def fit_conditional(
     objective = build_loss_functional(loss, **loss_options) if isinstance(loss, str) else loss
     if loss_options and not isinstance(loss, str):
         raise ValueError(f"loss options {sorted(loss_options)} need loss given by name")
-    params = [p for p in energy.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    n = x.shape[0]
-    b = min(int(batch_size), n)
-    losses = torch.empty(int(n_steps), dtype=torch.float64)
-    state = None
-    for t in range(int(n_steps)):
-        idx = torch.randint(n, (b,), generator=generator).to(x.device)
-        value, _, state = objective(energy, x[idx], y[idx], state, generator=generator)
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        losses[t] = float(value.detach())
-        if not math.isfinite(losses[t]):
-            raise TrainingDivergedError(
-                f"loss became {losses[t].item()} at update {t}: lower lr (now {lr}) or add "
-                "a y_scale term to the energy"
-            )
-    return losses
+    steps = int(n_steps)
+    if steps == 0:
+        return torch.empty(0, dtype=torch.float64)
+    seed = int(torch.randint(2**62, (1,), generator=generator)) if generator is not None else 0
+
+    def pairs(model: Any, batch: Any, state: Any, *, generator: Any = None) -> Any:
+        xb, yb = batch
+        value, diag, state = objective(model, xb, yb, state, generator=generator)
+        if not isinstance(getattr(diag, "loss", None), Tensor):  # a callable's own diagnostics
+            diag = _Loss(value.detach())
+        return value, diag, state
+
+    settings = TrainSettings(
+        steps=steps,
+        batch_size=min(int(batch_size), x.shape[0]),
+        lr=float(lr),
+        weight_decay=float(weight_decay),
+        lr_schedule="constant",
+        warmup_steps=0,
+        log_every=1,
+        checkpoint_every=max(1, -(-steps // 20)),
+        seed=seed,
+        device=str(x.device),
+    )
+    run_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
+    resume = run_dir is not None and os.path.isfile(os.path.join(run_dir, CHECKPOINT_NAME))
+    if run_dir is not None:
+        os.makedirs(run_dir, exist_ok=True)
+    result = fit(
+        energy, x, pairs, settings, labels=y, run_dir=run_dir, resume=resume, progress=False
+    )
+    return torch.tensor([row["loss"] for row in result.metrics], dtype=torch.float64)

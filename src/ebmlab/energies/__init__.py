@@ -15,6 +15,11 @@ Low energy = high probability: ``p(x) = exp(-E(x)) / Z``.
 * :mod:`~ebmlab.energies.conv`: image energies on ``(N, C, H, W)``:
   :class:`ConvEnergy` (a small strided CNN) and :class:`ResNetEnergy` (residual
   blocks, optional spectral norm).
+* :mod:`~ebmlab.energies.classifier`: :class:`ClassifierEnergy`, a classifier
+  read as an energy (JEM: ``E(x) = -logsumexp_y f(x)[y]``) on any backbone,
+  and :func:`make_mlp`.
+* :mod:`~ebmlab.energies.noise_conditional`: :class:`NoiseConditionalEnergy`,
+  one energy for every noise level (denoising).
 * :mod:`~ebmlab.energies.compose`: :class:`SumEnergy` (product of experts) and
   :class:`Tempered`.
 
@@ -28,19 +33,23 @@ lattice models and Boltzmann machines in :mod:`ebmlab.lattice` and
 from __future__ import annotations
 
 from .base import Energy, energy_and_grad, score
+from .classifier import ClassifierEnergy, make_mlp
 from .compose import SumEnergy, Tempered
 from .conv import ConvEnergy, ResNetEnergy
 from .gaussian import Gaussian, GaussianMixture
 from .latent import KMeansEnergy, PCAEnergy, SparseCodingEnergy, fit_energy_loss
 from .mlp import MLPEnergy
+from .noise_conditional import NoiseConditionalEnergy
 
 __all__ = [
+    "ClassifierEnergy",
     "ConvEnergy",
     "Energy",
     "Gaussian",
     "GaussianMixture",
     "KMeansEnergy",
     "MLPEnergy",
+    "NoiseConditionalEnergy",
     "PCAEnergy",
     "ResNetEnergy",
     "SparseCodingEnergy",
@@ -48,5 +57,6 @@ __all__ = [
     "Tempered",
     "energy_and_grad",
     "fit_energy_loss",
+    "make_mlp",
     "score",
 ]

@@ -14,6 +14,8 @@ Stable API used by several estimators (don't rename):
 - :class:`Standardizer`: per-feature mean/scale, numpy in, numpy out.
 - :func:`fit_flat_energy`: fit an :class:`~ebmlab.energies.MLPEnergy` to flat
   (standardized) data with a named objective.
+- :func:`fit_resumable`: :func:`ebmlab.train.fit` into an optional checkpoint
+  directory, resuming the checkpoint found there (``checkpoint_dir``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "check_int_params",
     "derive_seed",
     "fit_flat_energy",
+    "fit_resumable",
     "resolve_device",
     "seeded_init",
     "to_tensor",
@@ -33,8 +36,10 @@ __all__ = [
     "validate_data",
 ]
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -215,6 +220,31 @@ class Standardizer:
         return float(np.sum(np.log(self.scale_)))
 
 
+def fit_resumable(
+    energy: nn.Module,
+    data: Tensor,
+    objective: Any,
+    settings: Any,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """:func:`ebmlab.train.fit` with checkpoints in ``checkpoint_dir`` (``None``: none).
+
+    A checkpoint already in ``checkpoint_dir`` is resumed, so a fit killed
+    midway continues where it stopped and ends with the weights of an
+    uninterrupted one. Returns the :class:`~ebmlab.train.FitResult`.
+    """
+    from ..train.loop import CHECKPOINT_NAME, fit
+
+    run_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+    resume = run_dir is not None and (run_dir / CHECKPOINT_NAME).is_file()
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("progress", False)
+    return fit(energy, data, objective, settings, run_dir=run_dir, resume=resume, **kwargs)
+
+
 #: Objectives that draw negatives with MCMC (need a sampler).
 CD_MODES = ("cd", "pcd", "short-run")
 
@@ -305,6 +335,8 @@ def fit_flat_energy(
     seed: int = 0,
     device: torch.device | str = "cpu",
     verbose: bool = False,
+    energy: nn.Module | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> FlatEnergyFit:
     """Fit an :class:`~ebmlab.energies.MLPEnergy` to flat data with a named objective.
 
@@ -330,26 +362,34 @@ def fit_flat_energy(
         seed: Seeds the initial weights and the training generator.
         device: Training device.
         verbose: Show a progress bar.
+        energy: A fitted energy to continue training (warm start; ``hidden``,
+            ``activation``, ``spectral_norm`` and ``base_scale`` are then its own).
+        checkpoint_dir: Crash-safe checkpoints go here, and one found here is
+            resumed (see :func:`fit_resumable`).
 
     Returns:
         A :class:`FlatEnergyFit`.
     """
     from ..energies import MLPEnergy
     from ..objectives import build_objective
-    from ..train import TrainSettings, fit
+    from ..train import TrainSettings
 
     dev = torch.device(device)
     data = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32)
     d = int(data.shape[1])
-    energy = seeded_init(
-        lambda: MLPEnergy(
-            d,
-            hidden=tuple(int(h) for h in hidden),
-            activation=activation,
-            spectral_norm=spectral_norm,
-            base_scale=base_scale,
-        ),
-        seed,
+    energy = (
+        energy
+        if energy is not None
+        else seeded_init(
+            lambda: MLPEnergy(
+                d,
+                hidden=tuple(int(h) for h in hidden),
+                activation=activation,
+                spectral_norm=spectral_norm,
+                base_scale=base_scale,
+            ),
+            seed,
+        )
     )
     options = dict(objective_options or {})
     state: Any = None
@@ -371,11 +411,19 @@ def fit_flat_energy(
         lr_schedule="cosine",
         warmup_steps=min(20, max(steps // 10, 0)),
         log_every=max(1, steps // 20) if steps else 1,
-        checkpoint_every=0,
+        checkpoint_every=max(1, steps // 20) if checkpoint_dir is not None and steps else 0,
         seed=int(seed),
         device=str(dev),
     )
-    result = fit(energy, data, obj, settings, state=state, progress=bool(verbose))
+    result = fit_resumable(
+        energy,
+        data,
+        obj,
+        settings,
+        checkpoint_dir=checkpoint_dir,
+        state=state,
+        progress=bool(verbose),
+    )
     energy.eval()
     _bake_parametrizations(energy)
     losses = [float(row.get("loss", float("nan"))) for row in result.metrics]

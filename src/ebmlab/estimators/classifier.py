@@ -16,10 +16,11 @@ Sign convention: low energy = high probability; ``score_samples`` returns
 
 from __future__ import annotations
 
-__all__ = ["EnergyClassifier", "expected_calibration_error"]
+__all__ = ["EnergyClassifier", "expected_calibration_error", "make_mlp"]
 
 import itertools
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,31 +32,16 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
+from ..energies.classifier import ClassifierEnergy, make_mlp
+from ..energies.conv import ConvEnergy, ResNetEnergy
 from ..energies.mlp import ACTIVATIONS
-from ..samplers import ReplayBuffer
-from ._common import check_int_params, resolve_device, torch_generator
+from ..objectives.joint import JointEnergyObjective
+from ..train.loop import TrainSettings
+from ._common import check_int_params, fit_resumable, resolve_device, torch_generator
 from ._common import validate_data as _validate_data
 
 _CALIBRATIONS = ("temperature", "none")
-
-
-def make_mlp(
-    sizes: Sequence[int], activation: str, generator: torch.Generator, dtype: torch.dtype
-) -> nn.Sequential:
-    """An MLP with PyTorch's default initialization drawn from ``generator``."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        lin = nn.Linear(a, b, dtype=dtype)
-        bound = 1.0 / math.sqrt(a)
-        with torch.no_grad():
-            w = torch.rand(lin.weight.shape, generator=generator, dtype=dtype)
-            lin.weight.copy_((2 * w - 1) * bound)
-            c = torch.rand(lin.bias.shape, generator=generator, dtype=dtype)
-            lin.bias.copy_((2 * c - 1) * bound)
-        layers.append(lin)
-        if i < len(sizes) - 2:
-            layers.append(ACTIVATIONS[activation]())
-    return nn.Sequential(*layers)
+_BACKBONES = ("mlp", "conv", "resnet")
 
 
 def expected_calibration_error(proba: Any, y_true: Any, n_bins: int = 15) -> float:
@@ -142,14 +128,34 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         reinit_prob: Chance that a buffer draw restarts from noise.
         calibration: ``"temperature"`` or ``"none"``.
         validation_fraction: Rows held out for the temperature (``"temperature"``).
+        backbone: ``"mlp"`` (``hidden`` widths on standardized features),
+            ``"conv"`` (:class:`~ebmlab.energies.ConvEnergy` trunk) or
+            ``"resnet"`` (:class:`~ebmlab.energies.ResNetEnergy` trunk); the
+            image trunks need ``image_shape`` and scale all pixels by one
+            global mean and standard deviation.
+        image_shape: ``(C, H, W)`` of the images, whose pixels are the
+            columns of the flat ``X`` (``C * H * W`` columns, the scikit-learn
+            way to pass images).
+        warm_start: Continue training from the fitted network (and replay
+            buffer) on the next ``fit`` instead of starting afresh.
+        checkpoint_dir: Directory for crash-safe checkpoints (one per epoch)
+            and ``metrics.csv``; a ``fit`` that finds a checkpoint there
+            resumes it, so a killed fit continues where it stopped and ends
+            with the weights of an uninterrupted one. ``None``: none.
         random_state: Seed (int), ``numpy.random.RandomState`` or ``None``:
             fixes the weights, minibatches, chains and validation split.
         device: Torch device for the network (``"cpu"``, ``"cuda"``).
 
+    Training runs through :func:`ebmlab.train.fit` with
+    :class:`~ebmlab.objectives.JointEnergyObjective` (constant learning rate,
+    ``n_epochs`` passes over the rows in random order); a
+    non-finite loss raises :class:`~ebmlab.errors.TrainingDivergedError`.
+
     Attributes:
         classes_: Class labels, shape ``(n_classes,)``.
         n_features_in_: Number of features seen in ``fit``.
-        network_: The fitted logits network (standardized inputs).
+        energy_: The fitted :class:`~ebmlab.energies.ClassifierEnergy`.
+        network_: Its logits network (standardized inputs).
         temperature_: Fitted softmax temperature (1 without calibration).
         ece_: Validation ECE (15 bins) after temperature scaling, or ``nan``
             without a validation split.
@@ -193,6 +199,10 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         reinit_prob: float = 0.05,
         calibration: str = "none",
         validation_fraction: float = 0.1,
+        backbone: str = "mlp",
+        image_shape: Sequence[int] | None = None,
+        warm_start: bool = False,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
         random_state: int | np.random.RandomState | None = None,
         device: str = "cpu",
     ) -> None:
@@ -212,6 +222,10 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         self.reinit_prob = reinit_prob
         self.calibration = calibration
         self.validation_fraction = validation_fraction
+        self.backbone = backbone
+        self.image_shape = image_shape
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.random_state = random_state
         self.device = device
 
@@ -249,10 +263,45 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
             )
+        if self.backbone not in _BACKBONES:
+            raise ValueError(f"backbone must be one of {list(_BACKBONES)}, got {self.backbone!r}")
+        if self.backbone != "mlp" and (
+            self.image_shape is None or len(tuple(self.image_shape)) != 3
+        ):
+            raise ValueError(
+                f"backbone {self.backbone!r} needs image_shape=(C, H, W), got {self.image_shape!r}"
+            )
+
+    def _event_shape(self) -> tuple[int, ...]:
+        if self.image_shape is not None and self.backbone != "mlp":
+            return tuple(int(v) for v in self.image_shape)
+        return (int(self.n_features_in_),)
+
+    def _make_energy(self, n_classes: int, g: torch.Generator) -> ClassifierEnergy:
+        if self.backbone == "mlp":
+            sizes = [int(self.n_features_in_), *(int(h) for h in self.hidden), n_classes]
+            net = make_mlp(sizes, self.activation, g, torch.float32)
+            return ClassifierEnergy(net, n_classes, event_shape=(sizes[0],))
+        shape = self._event_shape()
+        if int(np.prod(shape)) != int(self.n_features_in_):
+            raise ValueError(
+                f"image_shape {shape} has {int(np.prod(shape))} pixels, X has "
+                f"{self.n_features_in_} columns"
+            )
+        # The trunks initialize from torch's global generator: seed it from ``g`` locally.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=g)))
+            trunk: nn.Module = (
+                ConvEnergy(shape, activation=self.activation)
+                if self.backbone == "conv"
+                else ResNetEnergy(shape, activation=self.activation)
+            )
+            return ClassifierEnergy(trunk, n_classes)
 
     def _x(self, X: np.ndarray, dtype: torch.dtype = torch.float64) -> Tensor:
         z = (X - self.x_mean_) / self.x_scale_
-        return torch.as_tensor(z, dtype=dtype, device=self._device)
+        t = torch.as_tensor(z, dtype=dtype, device=self._device)
+        return t.reshape((t.shape[0], *self._event_shape()))
 
     def _split(
         self, y_idx: np.ndarray, rng: np.random.RandomState
@@ -298,22 +347,36 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         g = torch_generator(rng)
         self._sample_seed = int(rng.randint(np.iinfo(np.int32).max))
+        train_seed = int(rng.randint(np.iinfo(np.int32).max))
         train_idx, val_idx = self._split(y_idx, rng)
 
-        self.x_mean_ = X[train_idx].mean(0)
-        scale = X[train_idx].std(0)
-        self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
+        previous: ClassifierEnergy | None = getattr(self, "energy_", None)
+        warm = bool(self.warm_start) and previous is not None
+        if warm and previous is not None and previous.n_classes != len(self.classes_):
+            raise ValueError("warm_start needs the classes of the previous fit")
+        if not warm:
+            if self.backbone == "mlp":
+                self.x_mean_ = X[train_idx].mean(0)
+                scale = X[train_idx].std(0)
+                self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
+            else:  # images: one global scaling keeps near-constant border pixels tame
+                self.x_mean_ = np.full(1, X[train_idx].mean())
+                self.x_scale_ = np.full(1, max(float(X[train_idx].std()), 1e-12))
         xt = self._x(X, torch.float32)
         yt = torch.as_tensor(y_idx, dtype=torch.long, device=self._device)
         x_tr, y_tr = xt[train_idx], yt[train_idx]
-        self.box_ = (x_tr.min(0).values, x_tr.max(0).values)
-
-        sizes = [X.shape[1], *(int(h) for h in self.hidden), len(self.classes_)]
-        self.network_ = make_mlp(sizes, self.activation, g, torch.float32).to(self._device)
-        self.loss_curve_ = self._train(x_tr, y_tr, g)
+        if not warm:
+            self.box_ = (x_tr.min(0).values, x_tr.max(0).values)
+            self.energy_ = self._make_energy(len(self.classes_), g).to(self._device)
+            self._buffer: Any = None
+        else:
+            self.energy_ = self.energy_.float()
+            self.box_ = (self.box_[0].float(), self.box_[1].float())
+        self.loss_curve_ = self._train(x_tr, y_tr, g, train_seed)
         # Inference in float64: a row's output then does not depend (beyond ~1e-15)
         # on the other rows of its batch.
-        self.network_ = self.network_.double().eval()
+        self.energy_ = self.energy_.double().eval()
+        self.network_ = self.energy_.net
         self.box_ = (self.box_[0].double(), self.box_[1].double())
         xt = xt.double()
 
@@ -322,7 +385,7 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         self.ece_uncalibrated_ = math.nan
         if val_idx.shape[0]:
             with torch.no_grad():
-                logits = self.network_(xt[val_idx]).cpu()
+                logits = self.energy_.logits(xt[val_idx]).cpu()
             self.temperature_ = _fit_temperature(logits, yt[val_idx].cpu())
             y_val = y_idx[val_idx]
             p1 = torch.softmax(logits, 1).numpy()
@@ -333,87 +396,59 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
 
     def _uniform(self, n: int, generator: torch.Generator | None) -> Tensor:
         lo, hi = self.box_
-        u = torch.rand((n, lo.shape[0]), generator=generator, dtype=lo.dtype)
+        u = torch.rand((n, *lo.shape), generator=generator, dtype=lo.dtype)
         return lo + u.to(lo.device) * (hi - lo)
 
-    def _sgld(self, x: Tensor, y: Tensor | None, n_steps: int, g: torch.Generator) -> Tensor:
-        """``n_steps`` SGLD steps on ``E(x)`` (or on ``-f(x)[y]`` when ``y`` is given)."""
-        step = float(self.sgld_step_size)
-        noise = float(self.sgld_noise)
-        net = self.network_
-        for p in net.parameters():
-            p.requires_grad_(False)
-        try:
-            for _ in range(n_steps):
-                x = x.detach().requires_grad_(True)
-                with torch.enable_grad():
-                    logits = net(x)
-                    if y is None:
-                        score = torch.logsumexp(logits, 1)
-                    else:
-                        score = logits.gather(1, y[:, None])[:, 0]
-                    (grad,) = torch.autograd.grad(score.sum(), x)
-                eps = torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
-                x = x.detach() + step * grad + noise * eps
-        finally:
-            for p in net.parameters():
-                p.requires_grad_(True)
-        return x.detach()
+    def _objective(self) -> JointEnergyObjective:
+        return JointEnergyObjective(
+            self._uniform,
+            generative_weight=float(self.generative_weight),
+            energy_reg=float(self.energy_reg),
+            n_steps=int(self.sgld_steps),
+            step_size=float(self.sgld_step_size),
+            noise=float(self.sgld_noise),
+            label_smoothing=float(self.label_smoothing),
+        )
 
-    def _train(self, x: Tensor, y: Tensor, g: torch.Generator) -> np.ndarray:
-        net = self.network_
-        opt = torch.optim.Adam(
-            net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay)
-        )
-        w = float(self.generative_weight)
-        alpha = float(self.energy_reg)
-        use_gen = w > 0 or alpha > 0
-        buffer = (
-            ReplayBuffer(
-                int(self.buffer_size),
-                self._uniform,
-                reinit_prob=float(self.reinit_prob),
-                generator=g,
+    def _train(self, x: Tensor, y: Tensor, g: torch.Generator, seed: int) -> np.ndarray:
+        """Train ``energy_`` by :func:`ebmlab.train.fit`; the loss of every epoch."""
+        objective = self._objective()
+        buffer = self._buffer
+        if buffer is None:
+            buffer = objective.init_state(
+                int(self.buffer_size), reinit_prob=float(self.reinit_prob), generator=g
             )
-            if use_gen
-            else None
-        )
-        ce = nn.CrossEntropyLoss(label_smoothing=float(self.label_smoothing))
         n = x.shape[0]
         bs = min(int(self.batch_size), n)
-        curve = np.zeros(int(self.n_epochs))
-        for epoch in range(int(self.n_epochs)):
-            perm = torch.randperm(n, generator=g).to(x.device)
-            total, count = 0.0, 0
-            for start in range(0, n, bs):
-                idx = perm[start : start + bs]
-                xb, yb = x[idx], y[idx]
-                loss: Tensor
-                if buffer is not None:
-                    x0, slots = buffer.sample(idx.shape[0], generator=g)
-                    x_neg = self._sgld(x0.to(x.device), None, int(self.sgld_steps), g)
-                    buffer.push(x_neg.to(x0.device), slots)
-                    logits_all = net(torch.cat([xb, x_neg]))
-                    logits, logits_neg = logits_all[: xb.shape[0]], logits_all[xb.shape[0] :]
-                    e_pos = -torch.logsumexp(logits, 1)
-                    e_neg = -torch.logsumexp(logits_neg, 1)
-                    loss = ce(logits, yb) + w * (e_pos.mean() - e_neg.mean())
-                    loss = loss + alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
-                else:
-                    logits = net(xb)
-                    loss = ce(logits, yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.shape[0]
-                count += idx.shape[0]
-            curve[epoch] = total / max(count, 1)
-            if not math.isfinite(curve[epoch]):
-                raise FloatingPointError(
-                    f"EnergyClassifier diverged at epoch {epoch + 1} (loss {curve[epoch]}); "
-                    "lower learning_rate or sgld_step_size, or raise energy_reg"
-                )
-        return curve
+        per_epoch = -(-n // bs)
+        steps = int(self.n_epochs) * per_epoch
+        settings = TrainSettings(
+            steps=steps,
+            batch_size=bs,
+            lr=float(self.learning_rate),
+            weight_decay=float(self.weight_decay),
+            lr_schedule="constant",
+            warmup_steps=0,
+            log_every=per_epoch,
+            checkpoint_every=per_epoch,
+            seed=seed,
+            device=str(self._device),
+            batches="epochs",
+        )
+        if steps == 0:
+            self._buffer = buffer
+            return np.zeros(0)
+        result = fit_resumable(
+            self.energy_,
+            x,
+            objective,
+            settings,
+            checkpoint_dir=self.checkpoint_dir,
+            state=buffer,
+            labels=y,
+        )
+        self._buffer = result.state
+        return np.array([row["loss"] for row in result.metrics])
 
     # -- prediction ---------------------------------------------------------------
 
@@ -421,7 +456,7 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = _validate_data(self, X, reset=False, dtype=np.float64)
         with torch.no_grad():
-            return self.network_(self._x(X)).cpu()
+            return self.energy_.logits(self._x(X)).cpu()
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Temperature-scaled logits, shape ``(n_samples, n_classes)``
@@ -496,7 +531,8 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
                 )
             labels = torch.as_tensor(np.searchsorted(self.classes_, y_arr), device=self._device)
         g = torch.Generator().manual_seed(self._sample_seed)
-        x = self._sgld(self._uniform(n, g), labels, steps, g)
+        x = self._objective().sgld(self.energy_, self._uniform(n, g), labels, steps, generator=g)
+        x = x.reshape(n, -1)
         return x.double().cpu().numpy() * self.x_scale_ + self.x_mean_  # type: ignore[no-any-return]
 
     def __sklearn_tags__(self) -> Any:

@@ -36,6 +36,7 @@ from __future__ import annotations
 __all__ = ["METHODS", "NOISE_MODELS", "EnergyDenoiser", "psnr"]
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,11 +45,14 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from torch import Tensor, nn
+from torch import Tensor
 
-from ._common import check_int_params, resolve_device, torch_generator
+from ..energies.classifier import make_mlp
+from ..energies.noise_conditional import NoiseConditionalEnergy
+from ..objectives.score_matching import NoiseConditionalScoreMatching
+from ..train.loop import TrainSettings
+from ._common import check_int_params, fit_resumable, resolve_device, torch_generator
 from ._common import validate_data as _validate_data
-from .classifier import make_mlp
 
 NOISE_MODELS = ("gaussian", "salt-and-pepper", "mask")
 METHODS = ("tweedie", "descent", "langevin")
@@ -69,23 +73,6 @@ def psnr(clean: Any, restored: Any, data_range: float = 1.0) -> float:
         )
     mse = float(np.mean((a - b) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(float(data_range) ** 2 / mse)
-
-
-class _NoiseConditionalEnergy(nn.Module):
-    """``E_sigma(x) = f([x, log sigma]) / sigma``: one network for every noise level.
-
-    Dividing by ``sigma`` keeps the denoising-score-matching residual
-    ``sigma grad E - eps = grad f - eps`` of order one at every level.
-    """
-
-    def __init__(self, net: nn.Sequential) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Energies ``(N,)`` of ``x`` ``(N, D)`` at levels ``sigma`` ``(N,)``."""
-        h = torch.cat([x, sigma.log()[:, None]], 1)
-        return self.net(h)[:, 0] / sigma
 
 
 class EnergyDenoiser(TransformerMixin, BaseEstimator):
@@ -118,6 +105,11 @@ class EnergyDenoiser(TransformerMixin, BaseEstimator):
         step_size: Step on each rung, as a fraction of ``sigma^2``.
         n_chains: Langevin chains per row.
         clip: Clip restored entries to the per-feature training range.
+        warm_start: Continue training from the fitted energy on the next
+            ``fit`` (the standardization and noise range are kept).
+        checkpoint_dir: Directory for crash-safe checkpoints (every 1/20th
+            of training) and ``metrics.csv``; a ``fit`` that finds a
+            checkpoint there resumes it. ``None``: none.
         random_state: Seed (int), ``numpy.random.RandomState`` or ``None``:
             fixes the weights, the training noise and the Langevin chains.
         device: Torch device.
@@ -169,6 +161,8 @@ class EnergyDenoiser(TransformerMixin, BaseEstimator):
         step_size: float = 1.0,
         n_chains: int = 8,
         clip: bool = True,
+        warm_start: bool = False,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
         random_state: int | np.random.RandomState | None = None,
         device: str = "cpu",
     ) -> None:
@@ -188,6 +182,8 @@ class EnergyDenoiser(TransformerMixin, BaseEstimator):
         self.step_size = step_size
         self.n_chains = n_chains
         self.clip = clip
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.random_state = random_state
         self.device = device
 
@@ -238,26 +234,32 @@ class EnergyDenoiser(TransformerMixin, BaseEstimator):
         g = torch_generator(rng)
         self._transform_seed = int(rng.randint(np.iinfo(np.int32).max))
 
-        self.mean_ = X.mean(0)
-        scale = float(np.sqrt(np.mean(X.var(0))))
-        self.scale_ = scale if scale > 1e-12 else 1.0
-        self.data_min_ = X.min(0)
-        self.data_max_ = X.max(0)
-        lo = 0.02 * self.scale_ if self.sigma_min is None else float(self.sigma_min)
-        hi = 1.0 * self.scale_ if self.sigma_max is None else float(self.sigma_max)
-        if self.noise == "gaussian":
-            lo, hi = min(lo, float(self.noise_std)), max(hi, float(self.noise_std))
-        if not hi > lo:
-            raise ValueError(f"sigma_max must exceed sigma_min, got {hi!r} and {lo!r}")
-        self.sigma_range_ = (lo, hi)
-
-        d = X.shape[1]
-        sizes = [d + 1, *(int(h) for h in self.hidden), 1]
-        self.energy_ = _NoiseConditionalEnergy(
-            make_mlp(sizes, self.activation, g, torch.float32)
-        ).to(self._device)
+        train_seed = int(rng.randint(np.iinfo(np.int32).max))
+        warm = bool(self.warm_start) and hasattr(self, "energy_")
+        if not warm:
+            self.mean_ = X.mean(0)
+            scale = float(np.sqrt(np.mean(X.var(0))))
+            self.scale_ = scale if scale > 1e-12 else 1.0
+            self.data_min_ = X.min(0)
+            self.data_max_ = X.max(0)
+            lo = 0.02 * self.scale_ if self.sigma_min is None else float(self.sigma_min)
+            hi = 1.0 * self.scale_ if self.sigma_max is None else float(self.sigma_max)
+            if self.noise == "gaussian":
+                lo, hi = min(lo, float(self.noise_std)), max(hi, float(self.noise_std))
+            if not hi > lo:
+                raise ValueError(f"sigma_max must exceed sigma_min, got {hi!r} and {lo!r}")
+            self.sigma_range_ = (lo, hi)
+            d = X.shape[1]
+            sizes = [d + 1, *(int(h) for h in self.hidden), 1]
+            self.energy_ = NoiseConditionalEnergy(
+                make_mlp(sizes, self.activation, g, torch.float32)
+            ).to(self._device)
+        else:
+            self.energy_ = self.energy_.float()
+            for p in self.energy_.parameters():
+                p.requires_grad_(True)
         data = self._z(X, torch.float32)
-        self.loss_curve_ = self._train(data, g)
+        self.loss_curve_ = self._train(data, train_seed)
         # Inference in float64: a row's result then does not depend (beyond ~1e-15)
         # on the other rows of its batch.
         self.energy_ = self.energy_.double().eval()
@@ -269,43 +271,32 @@ class EnergyDenoiser(TransformerMixin, BaseEstimator):
         z = (X - self.mean_) / self.scale_
         return torch.as_tensor(z, dtype=dtype, device=self._device)
 
-    def _train(self, data: Tensor, g: torch.Generator) -> np.ndarray:
-        net = self.energy_
+    def _train(self, data: Tensor, seed: int) -> np.ndarray:
+        """Train ``energy_`` by :func:`ebmlab.train.fit`; the logged losses."""
         steps = int(self.n_steps)
-        opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate))
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, steps) / max(steps, 1)))
+        if steps == 0:
+            return np.zeros(0)
+        objective = NoiseConditionalScoreMatching(
+            self.sigma_range_[0] / self.scale_,
+            self.sigma_range_[1] / self.scale_,
+            focus=float(self.noise_std) / self.scale_ if self.noise == "gaussian" else None,
         )
-        log_lo = math.log(self.sigma_range_[0] / self.scale_)
-        log_hi = math.log(self.sigma_range_[1] / self.scale_)
-        target = math.log(float(self.noise_std) / self.scale_)
-        n = data.shape[0]
-        bs = min(int(self.batch_size), n)
-        losses: list[float] = []
-        for _ in range(steps):
-            idx = torch.randint(n, (bs,), generator=g).to(data.device)
-            x = data[idx]
-            u = torch.rand(bs, generator=g).to(data.device)
-            log_sigma = log_lo + u * (log_hi - log_lo)
-            if self.noise == "gaussian":
-                log_sigma[: bs // 2] = target
-            sigma = log_sigma.exp()
-            eps = torch.randn(x.shape, generator=g).to(data.device)
-            xt = (x + sigma[:, None] * eps).requires_grad_(True)
-            e = net(xt, sigma)
-            (grad,) = torch.autograd.grad(e.sum(), xt, create_graph=True)
-            loss = 0.5 * (sigma[:, None] * grad - eps).pow(2).sum(1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-        if losses and not all(math.isfinite(v) for v in losses):
-            raise FloatingPointError(
-                "EnergyDenoiser diverged (non-finite loss); lower learning_rate"
-            )
-        chunks = np.array_split(np.asarray(losses), min(20, max(len(losses), 1)))
-        return np.array([c.mean() for c in chunks if c.size])
+        every = -(-steps // 20)
+        settings = TrainSettings(
+            steps=steps,
+            batch_size=min(int(self.batch_size), data.shape[0]),
+            lr=float(self.learning_rate),
+            lr_schedule="cosine",
+            warmup_steps=0,
+            log_every=every,
+            checkpoint_every=every,
+            seed=seed,
+            device=str(self._device),
+        )
+        result = fit_resumable(
+            self.energy_, data, objective, settings, checkpoint_dir=self.checkpoint_dir
+        )
+        return np.array([row["loss"] for row in result.metrics])
 
     # -- restoration -------------------------------------------------------------------
 

@@ -93,6 +93,11 @@ class EnergyDensity(DensityMixin, BaseEstimator):
             the step size towards 57% acceptance).
         sample_step_size: Initial MALA step size (transformed units).
         verbose: Show a progress bar while fitting.
+        warm_start: Continue training from the fitted energy on the next
+            ``fit`` (the fitted transform of the inputs is kept).
+        checkpoint_dir: Directory for crash-safe checkpoints and
+            ``metrics.csv``; a ``fit`` that finds a checkpoint there resumes
+            it. ``None``: none.
         random_state: Seed (int), ``numpy.random.RandomState`` or ``None``:
             fixes the initial weights, minibatches, objective noise, log Z
             estimate and samples.
@@ -142,6 +147,8 @@ class EnergyDensity(DensityMixin, BaseEstimator):
         n_sample_steps: int = 400,
         sample_step_size: float = 0.05,
         verbose: bool = False,
+        warm_start: bool = False,
+        checkpoint_dir: Any = None,
         random_state: Any = None,
         device: str = "cpu",
     ) -> None:
@@ -163,6 +170,8 @@ class EnergyDensity(DensityMixin, BaseEstimator):
         self.n_sample_steps = n_sample_steps
         self.sample_step_size = sample_step_size
         self.verbose = verbose
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.random_state = random_state
         self.device = device
 
@@ -258,10 +267,11 @@ class EnergyDensity(DensityMixin, BaseEstimator):
             ``self``.
         """
         self._check_params()
-        Xa = check_array_2d(X, estimator=self, reset=True)
+        previous = getattr(self, "energy_", None) if self.warm_start else None
+        Xa = check_array_2d(X, estimator=self, reset=previous is None)
         device = resolve_device(self.device)
         seed = derive_seed(self.random_state)
-        U = self._fit_transform_params(Xa)
+        U = self._fit_transform_params(Xa) if previous is None else self._transform(Xa)
         result = fit_flat_energy(
             U,
             objective=self.objective,
@@ -283,6 +293,8 @@ class EnergyDensity(DensityMixin, BaseEstimator):
             seed=seed,
             device=device,
             verbose=bool(self.verbose),
+            energy=previous,
+            checkpoint_dir=self.checkpoint_dir,
         )
         self.energy_ = result.energy.cpu()
         self.loss_curve_ = np.asarray(result.losses, dtype=np.float64)

@@ -60,6 +60,11 @@ class EnergyOutlierDetector(OutlierMixin, BaseEstimator):
         learning_rate: Peak learning rate.
         weight_decay: Decoupled weight decay.
         verbose: Show a progress bar while fitting.
+        warm_start: Continue training from the fitted energy on the next
+            ``fit`` (the fitted transform of the inputs is kept).
+        checkpoint_dir: Directory for crash-safe checkpoints and
+            ``metrics.csv``; a ``fit`` that finds a checkpoint there resumes
+            it. ``None``: none.
         random_state: Seed (int), ``numpy.random.RandomState`` or ``None``.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
 
@@ -93,6 +98,8 @@ class EnergyOutlierDetector(OutlierMixin, BaseEstimator):
         learning_rate: float = 1e-2,
         weight_decay: float = 1e-2,
         verbose: bool = False,
+        warm_start: bool = False,
+        checkpoint_dir: Any = None,
         random_state: Any = None,
         device: str = "cpu",
     ) -> None:
@@ -108,6 +115,8 @@ class EnergyOutlierDetector(OutlierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.verbose = verbose
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.random_state = random_state
         self.device = device
 
@@ -125,6 +134,12 @@ class EnergyOutlierDetector(OutlierMixin, BaseEstimator):
         if isinstance(c, bool) or not isinstance(c, int | float) or not 0 < c <= 0.5:
             raise ValueError(f"contamination must be a number in (0, 0.5], got {c!r}")
         Xa = check_array_2d(X, estimator=self, reset=True)
+        previous: EnergyDensity | None = getattr(self, "density_", None)
+        if self.warm_start and previous is not None:
+            previous.set_params(n_steps=self.n_steps, checkpoint_dir=self.checkpoint_dir)
+            previous.fit(Xa)
+            self.offset_ = float(np.percentile(self._scores(Xa), 100.0 * float(c)))
+            return self
         self.density_ = EnergyDensity(
             hidden=self.hidden,
             objective=self.objective,
@@ -139,6 +154,8 @@ class EnergyOutlierDetector(OutlierMixin, BaseEstimator):
             weight_decay=self.weight_decay,
             log_z_method=None,
             verbose=self.verbose,
+            warm_start=bool(self.warm_start),
+            checkpoint_dir=self.checkpoint_dir,
             random_state=self.random_state,
             device=self.device,
         ).fit(Xa)

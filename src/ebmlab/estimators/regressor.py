@@ -62,7 +62,7 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
         n_steps: Adam updates.
         batch_size: Pairs per update.
         learning_rate: Adam's learning rate.
-        weight_decay: Adam's L2 penalty.
+        weight_decay: Decoupled weight decay (AdamW) when > 0.
         n_grid: Grid cells over the answer box (normalizer, offending answers).
         y_margin: How far (in standard deviations of ``y``) the box extends
             beyond the training targets.
@@ -70,8 +70,16 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
         n_infer_steps: Descent steps at prediction.
         mode_tol: Two end points closer than this (in standard deviations of
             ``y``) are one answer.
+        warm_start: Continue training from the fitted energy on the next
+            ``fit`` (the standardization and answer box are kept).
+        checkpoint_dir: Directory for crash-safe checkpoints and
+            ``metrics.csv``; a ``fit`` that finds a checkpoint there resumes
+            it. ``None``: none.
         random_state: Seed (int), ``numpy.random.RandomState`` or ``None``;
             fixes the initial weights, the minibatches and the starts.
+
+    Training runs through :func:`ebmlab.conditional.fit_conditional`, i.e.
+    :func:`ebmlab.train.fit`.
 
     Attributes:
         energy_: The fitted energy (standardized coordinates).
@@ -109,6 +117,8 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
         n_restarts: int = 8,
         n_infer_steps: int = 50,
         mode_tol: float = 0.05,
+        warm_start: bool = False,
+        checkpoint_dir: Any = None,
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
         self.hidden = hidden
@@ -124,6 +134,8 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
         self.n_restarts = n_restarts
         self.n_infer_steps = n_infer_steps
         self.mode_tol = mode_tol
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.random_state = random_state
 
     # -- fitting -------------------------------------------------------------------
@@ -160,27 +172,32 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
         generator = torch.Generator().manual_seed(seed)
         self._infer_seed = int(rng.randint(np.iinfo(np.int32).max))
 
-        self.x_mean_ = X.mean(0)
-        x_scale = X.std(0)
-        self.x_scale_ = np.where(x_scale > 0, x_scale, 1.0)
-        self.y_mean_ = float(y.mean())
-        y_scale = float(y.std())
-        self.y_scale_ = y_scale if y_scale > 0 else 1.0
-        xt = self._x_tensor(X)
-        yt = torch.tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float64)[:, None]
-        lo = float(yt.min()) - float(self.y_margin)
-        hi = float(yt.max()) + float(self.y_margin)
-        if hi - lo < 1e-3:  # one distinct target and no margin
-            lo, hi = lo - 0.5, hi + 0.5
-        self.y_bounds_ = (lo, hi)
+        warm = bool(self.warm_start) and hasattr(self, "energy_")
+        if not warm:
+            self.x_mean_ = X.mean(0)
+            x_scale = X.std(0)
+            self.x_scale_ = np.where(x_scale > 0, x_scale, 1.0)
+            self.y_mean_ = float(y.mean())
+            y_scale = float(y.std())
+            self.y_scale_ = y_scale if y_scale > 0 else 1.0
+            xt = self._x_tensor(X)
+            yt = torch.tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float64)[:, None]
+            lo = float(yt.min()) - float(self.y_margin)
+            hi = float(yt.max()) + float(self.y_margin)
+            if hi - lo < 1e-3:  # one distinct target and no margin
+                lo, hi = lo - 0.5, hi + 0.5
+            self.y_bounds_ = (lo, hi)
 
-        self.energy_ = MLPConditionalEnergy(
-            X.shape[1],
-            1,
-            tuple(int(h) for h in self.hidden),
-            activation=self.activation,
-            generator=generator,
-        ).double()
+            self.energy_ = MLPConditionalEnergy(
+                X.shape[1],
+                1,
+                tuple(int(h) for h in self.hidden),
+                activation=self.activation,
+                generator=generator,
+            ).double()
+        else:
+            xt = self._x_tensor(X)
+            yt = torch.tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float64)[:, None]
         options: dict[str, Any] = {"bounds": self.y_bounds_, "resolution": int(self.n_grid)}
         options.update(self.loss_options or {})
         losses = fit_conditional(
@@ -193,6 +210,7 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
             lr=float(self.learning_rate),
             weight_decay=float(self.weight_decay),
             generator=generator,
+            checkpoint_dir=self.checkpoint_dir,
             **options,
         )
         self.loss_curve_ = losses.numpy()

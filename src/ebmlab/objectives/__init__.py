@@ -5,9 +5,13 @@ negatives (``cd.py``, :class:`ContrastiveDivergence`: ``cd``, ``pcd``,
 ``short-run``, optionally with the improved-CD KL term), score matching without
 a sampler (``score_matching.py``, :class:`ScoreMatching`,
 :class:`DenoisingScoreMatching`, :class:`SlicedScoreMatching`: ``sm``, ``dsm``,
-``ssm``) and noise-contrastive estimation with a learned log Z (``nce.py``,
-:class:`NoiseContrastiveEstimation`: ``nce``). :data:`OBJECTIVES` maps these
-names to classes; :func:`build_objective` builds one by name.
+``ssm``; :class:`NoiseConditionalScoreMatching` for noise-conditional
+energies), noise-contrastive estimation with a learned log Z (``nce.py``,
+:class:`NoiseContrastiveEstimation`: ``nce``), and for classifiers read as
+energies the joint objective of JEM (``joint.py``,
+:class:`JointEnergyObjective`; labelled batches, not yet a run objective).
+:data:`OBJECTIVES` maps the run objectives' names to classes;
+:func:`build_objective` builds one by name.
 
 Builds on :mod:`ebmlab.samplers` (negatives for contrastive divergence, the
 replay buffer) and :mod:`ebmlab.energies`. The loss functionals of conditional
@@ -21,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from .cd import CD_MODES, CDDiagnostics, ContrastiveDivergence
+from .joint import JointDiagnostics, JointEnergyObjective
 from .nce import (
     NCEDiagnostics,
     NoiseContrastiveEstimation,
@@ -31,6 +36,7 @@ from .nce import (
 from .score_matching import (
     HESSIAN_METHODS,
     DenoisingScoreMatching,
+    NoiseConditionalScoreMatching,
     ScoreMatching,
     ScoreMatchingDiagnostics,
     SlicedScoreMatching,
@@ -43,7 +49,10 @@ __all__ = [
     "CDDiagnostics",
     "ContrastiveDivergence",
     "DenoisingScoreMatching",
+    "JointDiagnostics",
+    "JointEnergyObjective",
     "NCEDiagnostics",
+    "NoiseConditionalScoreMatching",
     "NoiseContrastiveEstimation",
     "NoiseModel",
     "ScoreMatching",

@@ -18,6 +18,10 @@ data distribution's energy (up to a constant):
   usual backward pass through ``grad E``. It fits the *smoothed* density. With
   several noise levels each point draws a level and the per-level losses get
   the usual ``sigma^2`` weighting (Song & Ermon 2019).
+* :class:`NoiseConditionalScoreMatching`: denoising score matching of a
+  noise-conditional energy ``E_sigma(x)`` (:class:`~ebmlab.energies.NoiseConditionalEnergy`)
+  over a continuum of levels, ``log sigma`` uniform in a range, optionally
+  with half of every batch at one level of interest (the denoiser's).
 
 Every objective maps ``(energy, x_pos, state, generator=)`` to
 ``(loss, diagnostics, state)`` like
@@ -33,6 +37,7 @@ from __future__ import annotations
 __all__ = [
     "HESSIAN_METHODS",
     "DenoisingScoreMatching",
+    "NoiseConditionalScoreMatching",
     "ScoreMatching",
     "ScoreMatchingDiagnostics",
     "SlicedScoreMatching",
@@ -376,5 +381,77 @@ class DenoisingScoreMatching:
             e.detach().mean(),
             (0.5 * _flat(g).detach().pow(2).sum(1)).mean(),
             (sg * _flat(eps)).sum(1).mean(),
+        )
+        return loss, diag, state
+
+
+class NoiseConditionalScoreMatching:
+    """Denoising score matching of ``E_sigma(x)`` for ``log sigma`` uniform in a range.
+
+    Each row of the batch draws ``log sigma ~ U[log sigma_min, log sigma_max]``
+    (with ``focus``, the first half of the batch is at ``focus`` instead), is
+    noised ``x~ = x + sigma eps`` and contributes
+    ``|sigma grad E_sigma(x~) - eps|^2 / 2``.
+
+    Arguments:
+        sigma_min: Smallest noise level (``> 0``).
+        sigma_max: Largest noise level (``> sigma_min``).
+        focus: A level that half of every batch is trained at (``None``: none).
+
+    Example:
+        >>> from ebmlab.energies import NoiseConditionalEnergy, make_mlp
+        >>> e = NoiseConditionalEnergy(make_mlp([3, 8, 1], "silu", torch.Generator()))
+        >>> loss, diag, _ = NoiseConditionalScoreMatching(0.05, 1.0)(e, torch.randn(6, 2), None)
+        >>> loss.shape
+        torch.Size([])
+    """
+
+    def __init__(self, sigma_min: float, sigma_max: float, *, focus: float | None = None) -> None:
+        if not 0 < sigma_min < sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+        if focus is not None and not focus > 0:
+            raise ValueError(f"focus must be > 0 or None, got {focus}")
+        self.sigma_min = float(sigma_min)
+        self.sigma_max = float(sigma_max)
+        self.focus = None if focus is None else float(focus)
+
+    def __repr__(self) -> str:
+        return (
+            f"NoiseConditionalScoreMatching(sigma_min={self.sigma_min:g}, "
+            f"sigma_max={self.sigma_max:g}, focus={self.focus})"
+        )
+
+    def init_state(self, *args: Any, **kwargs: Any) -> None:
+        """No state between updates."""
+        return None
+
+    def __call__(
+        self,
+        energy: Any,
+        x_pos: Tensor,
+        state: Any = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, ScoreMatchingDiagnostics, Any]:
+        """Loss for one batch ``x_pos`` of shape ``(B, D)``; ``energy(x, sigma) -> (B,)``."""
+        b = x_pos.shape[0]
+        log_lo, log_hi = math.log(self.sigma_min), math.log(self.sigma_max)
+        u = torch.rand(b, generator=generator, dtype=x_pos.dtype, device=x_pos.device)
+        log_sigma = log_lo + u * (log_hi - log_lo)
+        if self.focus is not None:
+            log_sigma[: b // 2] = math.log(self.focus)
+        sigma = log_sigma.exp()
+        eps = torch.randn(x_pos.shape, generator=generator, dtype=x_pos.dtype, device=x_pos.device)
+        xt = (x_pos.detach() + sigma[:, None] * eps).requires_grad_(True)
+        with torch.enable_grad():
+            e = energy(xt, sigma)
+            (g,) = torch.autograd.grad(e.sum(), xt, create_graph=True)
+            loss = 0.5 * (sigma[:, None] * g - eps).pow(2).sum(1).mean()
+        sg = (sigma[:, None] * g).detach()
+        diag = ScoreMatchingDiagnostics(
+            loss.detach(),
+            e.detach().mean(),
+            (0.5 * g.detach().pow(2).sum(1)).mean(),
+            (sg * eps).sum(1).mean(),
         )
         return loss, diag, state

@@ -62,7 +62,7 @@ class Objective(Protocol):
     """What :func:`fit` needs from an objective."""
 
     def __call__(
-        self, energy: Any, x_pos: Tensor, state: Any, *, generator: torch.Generator | None = None
+        self, energy: Any, x_pos: Any, state: Any, /, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Any, Any]: ...
 
 
@@ -86,6 +86,10 @@ class TrainSettings:
         ema: Decay of an exponential moving average of the weights (``None``:
             off). The average is checkpointed with the raw weights (so resume
             is exact) and copied into the energy when training ends.
+        batches: ``"random"``: each batch drawn with replacement;
+            ``"epochs"``: passes over the data in a fresh random order each
+            (the last batch of a pass holds the remainder), the order of pass
+            ``k`` seeded by ``(seed, k)`` so a resume mid-pass is exact.
     """
 
     steps: int = 1000
@@ -101,8 +105,11 @@ class TrainSettings:
     seed: int = 0
     device: str = "cpu"
     ema: float | None = None
+    batches: str = "random"
 
     def __post_init__(self) -> None:
+        if self.batches not in ("random", "epochs"):
+            raise ValueError(f"batches must be 'random' or 'epochs', got {self.batches!r}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ValueError(f"ema must be in (0, 1) or None, got {self.ema}")
         if self.steps < 0:
@@ -250,6 +257,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    labels: Tensor | None = None,
 ) -> FitResult:
     """Train ``energy`` on ``data`` with ``objective``.
 
@@ -270,6 +278,9 @@ def fit(
         progress: Show a tqdm progress bar.
         on_log: Called (on the main process) with each logged metrics row, e.g.
             :meth:`~ebmlab.train.tensorboard.TensorBoardLogger.log_metrics`.
+        labels: Labels of the rows, shape ``(N,)`` (``None``: unlabelled);
+            when given, each batch is the pair ``(x, y)`` (e.g. for
+            :class:`~ebmlab.objectives.JointEnergyObjective`).
 
     Returns:
         A :class:`FitResult`.
@@ -283,6 +294,10 @@ def fit(
     data = data.to(dev)
     if data.shape[0] < 1:
         raise ValueError("data is empty")
+    if labels is not None:
+        labels = labels.to(dev)
+        if labels.shape[0] != data.shape[0]:
+            raise ValueError(f"labels has {labels.shape[0]} rows, data {data.shape[0]}")
     world, my_rank, main = world_size(), rank(), is_main_process()
     if settings.batch_size % world:
         raise ValueError(
@@ -462,14 +477,29 @@ def fit(
         dynamic_ncols=True,
     )
     n = data.shape[0]
+    per_epoch = -(-n // local_batch)
+    order: dict[int, Tensor] = {}
+
+    def epoch_batch(step: int) -> Tensor:
+        epoch, pos = divmod(step, per_epoch)
+        if epoch not in order:
+            order.clear()
+            g = torch.Generator().manual_seed(rank_seed(settings.seed) * 1_000_003 + epoch)
+            order[epoch] = torch.randperm(n, generator=g).to(dev)
+        return order[epoch][pos * local_batch : (pos + 1) * local_batch]
+
     energy.train()
     try:
         for step in range(start, settings.steps):
             lr = learning_rate(settings, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            idx = torch.randint(n, (local_batch,), generator=generator, device=dev)
-            loss, diag, state = objective(model, data[idx], state, generator=generator)
+            if settings.batches == "epochs":
+                idx = epoch_batch(step)
+            else:
+                idx = torch.randint(n, (local_batch,), generator=generator, device=dev)
+            batch = data[idx] if labels is None else (data[idx], labels[idx])
+            loss, diag, state = objective(model, batch, state, generator=generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if own is not None and is_distributed():  # DDP averages only the energy's
