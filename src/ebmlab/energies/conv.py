@@ -19,7 +19,7 @@ from __future__ import annotations
 
 __all__ = ["ConvEnergy", "ResNetEnergy"]
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
@@ -54,7 +54,38 @@ def _with_base(e: Tensor, x: Tensor, base_scale: float | None) -> Tensor:
     return e + x.reshape(x.shape[0], -1).pow(2).sum(-1) / (2.0 * base_scale**2)
 
 
-class ConvEnergy(Energy):
+class _ImageEnergy(Energy):
+    """What both image energies share: the ``(C, H, W)`` shape, the widths, the
+    activation, spectral normalization and the Gaussian reference term."""
+
+    def __init__(
+        self,
+        event_shape: tuple[int, ...] | Sequence[int],
+        channels: Sequence[int],
+        activation: str,
+        spectral_norm: bool,
+        base_scale: float | None,
+    ) -> None:
+        shape = _image_shape(event_shape)
+        super().__init__(shape)
+        if base_scale is not None and not base_scale > 0:
+            raise ValueError(f"base_scale must be > 0 or None, got {base_scale}")
+        self.base_scale = None if base_scale is None else float(base_scale)
+        _activation(activation)
+        self.activation = activation
+        self.channels = _widths(channels)
+        self.spectral_norm = bool(spectral_norm)
+
+    def _act(self) -> nn.Module:
+        """A new activation layer."""
+        return ACTIVATIONS[self.activation]()
+
+    def _wrap(self, layer: nn.Module) -> nn.Module:
+        """``layer``, spectrally normalized when asked."""
+        return _spectral_norm(layer) if self.spectral_norm else layer
+
+
+class ConvEnergy(_ImageEnergy):
     """A strided CNN energy with Swish activations.
 
     Layer ``i`` is a stride-2 convolution to ``channels[i]`` channels (the first
@@ -91,20 +122,13 @@ class ConvEnergy(Energy):
         spectral_norm: bool = False,
         base_scale: float | None = None,
     ) -> None:
-        shape = _image_shape(event_shape)
-        super().__init__(shape)
-        if base_scale is not None and not base_scale > 0:
-            raise ValueError(f"base_scale must be > 0 or None, got {base_scale}")
-        self.base_scale = None if base_scale is None else float(base_scale)
-        act = _activation(activation)
-        self.channels = _widths(channels)
+        super().__init__(event_shape, channels, activation, spectral_norm, base_scale)
         if int(hidden) < 1:
             raise ValueError(f"hidden must be >= 1, got {hidden}")
         self.hidden = int(hidden)
-        self.activation = activation
-        self.spectral_norm = bool(spectral_norm)
-        wrap = _spectral_norm if spectral_norm else (lambda m: m)
+        act, wrap = self._act, self._wrap
         layers: list[nn.Module] = []
+        shape = self.event_shape
         c_in, h, w = shape
         for i, c_out in enumerate(self.channels):
             k, pad = (5, 4) if i == 0 else (3, 1)
@@ -136,20 +160,22 @@ class ConvEnergy(Energy):
 class _Block(nn.Module):
     """``x + conv(act(conv(act(x))))`` with an optional spectral norm."""
 
-    def __init__(self, width: int, act: type[nn.Module], wrap: object) -> None:
+    def __init__(
+        self, width: int, act: Callable[[], nn.Module], wrap: Callable[[nn.Module], nn.Module]
+    ) -> None:
         super().__init__()
         self.body = nn.Sequential(
             act(),
-            wrap(nn.Conv2d(width, width, 3, padding=1)),  # type: ignore[operator]
+            wrap(nn.Conv2d(width, width, 3, padding=1)),
             act(),
-            wrap(nn.Conv2d(width, width, 3, padding=1)),  # type: ignore[operator]
+            wrap(nn.Conv2d(width, width, 3, padding=1)),
         )
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
 
 
-class ResNetEnergy(Energy):
+class ResNetEnergy(_ImageEnergy):
     """A residual energy: stem, ``len(channels)`` stages of blocks, sum pool, linear.
 
     Stage ``i`` maps to ``channels[i]`` channels with a ``1x1`` convolution,
@@ -183,19 +209,12 @@ class ResNetEnergy(Energy):
         spectral_norm: bool = False,
         base_scale: float | None = None,
     ) -> None:
-        shape = _image_shape(event_shape)
-        super().__init__(shape)
-        if base_scale is not None and not base_scale > 0:
-            raise ValueError(f"base_scale must be > 0 or None, got {base_scale}")
-        self.base_scale = None if base_scale is None else float(base_scale)
-        act = _activation(activation)
-        self.channels = _widths(channels)
+        super().__init__(event_shape, channels, activation, spectral_norm, base_scale)
         if int(depth) < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         self.depth = int(depth)
-        self.activation = activation
-        self.spectral_norm = bool(spectral_norm)
-        wrap = _spectral_norm if spectral_norm else (lambda m: m)
+        act, wrap = self._act, self._wrap
+        shape = self.event_shape
         layers: list[nn.Module] = [wrap(nn.Conv2d(shape[0], self.channels[0], 3, padding=1))]
         c_in, side = self.channels[0], min(shape[1:])
         for c_out in self.channels:
