@@ -556,16 +556,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         "info": _info,
     }
     try:
-        return handlers[args.command](args)
+        rc = handlers[args.command](args)
     except TrainingInterruptedError as exc:
         print(f"ebmlab {args.command}: {exc}", file=sys.stderr)
-        return 128 + exc.signum
+        rc = 128 + exc.signum
     except EbmlabError as exc:
         print(f"ebmlab {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        rc = EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"ebmlab {args.command}: interrupted", file=sys.stderr)
-        return 130
+        rc = 130
+    if _under_torchrun():
+        _exit_rank(rc)
+    return rc
+
+
+def _exit_rank(rc: int) -> None:
+    """End a torchrun rank at once, its work done and its files written.
+
+    A rank that returns to the interpreter's normal exit can abort in the C++ static
+    destructors of torch.distributed ("terminate called without an active exception",
+    SIGABRT: seen about one run in five on 2 gloo ranks), and torchrun then fails the whole
+    job. So leave the process group, flush the streams and skip the interpreter teardown.
+    """
+    import os
+
+    from .train.distributed import shutdown
+
+    shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -255,3 +255,15 @@ def test_checkpoint_gathers_cpu_rng_states_under_nccl(tmp_path):
     mp.spawn(_fake_nccl_worker, args=(str(tmp_path / "store"), str(out)), nprocs=2, join=True)
     tensors = load_file(str(out / "train_state.safetensors"))
     assert not torch.equal(tensors["extra.rng.0"], tensors["extra.rng.1"])  # one stream each
+
+
+def test_rank_comes_from_torchrun_before_the_group_exists(monkeypatch):
+    # `ebmlab resume --nproc 2` rewrites state.json before the group is built: only
+    # rank 0 may, or the two atomic writes race for the same temporary file.
+    from ebmlab.train.distributed import is_main_process
+
+    assert not dist.is_initialized()
+    monkeypatch.setenv("RANK", "1")
+    assert not is_main_process()
+    monkeypatch.setenv("RANK", "0")
+    assert is_main_process()

@@ -21,9 +21,11 @@ __all__ = [
     "is_main_process",
     "rank",
     "rank_seed",
+    "shutdown",
     "world_size",
 ]
 
+import atexit
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -49,8 +51,15 @@ def world_size() -> int:
 
 
 def is_main_process() -> bool:
-    """True on rank 0: the process that writes files and prints."""
-    return rank() == 0
+    """True on rank 0: the process that writes files and prints.
+
+    Before the process group exists (a command under ``torchrun`` that has not built
+    its run yet), the rank comes from torchrun's ``RANK`` variable, so that only one
+    process writes the run directory from the very first file.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return os.environ.get("RANK", "0") == "0"
 
 
 def rank_seed(seed: int, rank_: int | None = None) -> int:
@@ -77,7 +86,24 @@ def init_from_env(device: str = "cpu") -> str:
         device = f"cuda:{local}"
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if is_cuda else "gloo")
+        # Leave the group before the interpreter tears down: a gloo group left to the
+        # C++ destructors at exit can abort a rank ("terminate called without an active
+        # exception") after its work is done, failing the whole torchrun job.
+        atexit.register(shutdown)
     return device
+
+
+def shutdown() -> None:
+    """Leave the process group (no-op when there is none).
+
+    No barrier here: a rank that stops on an error must exit, so that torchrun ends the
+    others, rather than wait for ranks that are still inside a collective.
+    """
+    global _cpu_group
+    if not dist.is_available() or not dist.is_initialized():
+        return
+    _cpu_group = None
+    dist.destroy_process_group()
 
 
 def barrier() -> None:
