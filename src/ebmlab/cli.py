@@ -21,7 +21,7 @@ from .errors import ConfigError, EbmlabError, TrainingInterruptedError
 EXIT_USER_ERROR = 2
 #: ``ebmlab train --objective`` choices: the keys of ``ebmlab.objectives.OBJECTIVES``
 #: (listed here so that building the parser does not import torch).
-OBJECTIVE_NAMES = ("cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce")
+OBJECTIVE_NAMES = ("cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce", "jem")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--objective",
         choices=OBJECTIVE_NAMES,
         help="training objective (overrides config): contrastive divergence (cd, pcd, "
-        "short-run), score matching (sm, dsm, ssm) or noise-contrastive estimation (nce)",
+        "short-run), score matching (sm, dsm, ssm), noise-contrastive estimation (nce), or "
+        "jem: a classifier that is also an energy model, on labelled images (npz key y, "
+        "class subfolders, builtin:digits, builtin:mnist5k)",
     )
     p.add_argument("--out", help="run directory (default runs/NAME)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
@@ -145,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-adapt-mass", action="store_true", help="keep a unit mass")
     p.add_argument("--replicas", type=int, help="temperatures of --method pt (default 8)")
     p.add_argument("--beta-min", type=float, help="lowest inverse temperature of pt")
+    p.add_argument(
+        "--label",
+        type=int,
+        help="JEM runs: sample this class, p(x | y), from noise (a value of the data's labels)",
+    )
     _common(p)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run, rewrite report.json")
@@ -235,6 +242,12 @@ def _summary(report: dict[str, Any]) -> str:
         v = report.get(key)
         return "n/a" if v is None else f"{v:.4f}"
 
+    if "test_accuracy" in report:  # JEM runs
+        return (
+            f"test accuracy {f('test_accuracy')} | ECE {f('test_ece')} | NLL {f('test_nll')} | "
+            f"OOD AUROC noise {f('ood_auroc_noise')} / inverted {f('ood_auroc_inverted')} | "
+            f"trained {f('train_seconds')} s"
+        )
     if "fid" in report:  # image runs
         return (
             f"FID {f('fid')} (buffer) / {f('fid_fresh')} (fresh chains) | floor "
@@ -258,8 +271,10 @@ def _train(args: argparse.Namespace) -> int:
 
         if is_image_source(args.data):  # image hook: ConvEnergy + the image recipe
             from .runs.images import image_run_config
+            from .runs.jem import jem_run_config
 
-            cfg = image_run_config(args.data)
+            recipe = jem_run_config if args.objective == "jem" else image_run_config
+            cfg = recipe(args.data)
     if args.data and cfg.data.file != args.data:
         cfg.data.file = args.data
         cfg.data.toy = None
@@ -357,6 +372,7 @@ def _sample(args: argparse.Namespace) -> int:
             device=args.device,
             progress=not args.quiet,
             options=options,
+            label=args.label,
         )
     finally:
         log.removeHandler(handler)

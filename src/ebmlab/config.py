@@ -80,6 +80,9 @@ class ModelConfig(_Section):
     base_scale: float | None = Field(4.0, gt=0.0)
     fourier_features: int = Field(0, ge=0)
     fourier_scale: float = Field(0.5, gt=0.0)
+    # Objective jem: the label values (recorded from the data on the first read);
+    # the network then outputs one logit per class.
+    classes: list[int] | None = None
 
 
 class SamplerConfig(_Section):
@@ -162,10 +165,14 @@ class SamplerConfig(_Section):
 
 class ObjectiveConfig(_Section):
     """The training objective: contrastive divergence (``cd``, ``pcd``,
-    ``short-run``), score matching (``sm``, ``dsm``, ``ssm``) or noise-contrastive
-    estimation (``nce``). Keys that an objective does not use are ignored by it."""
+    ``short-run``), score matching (``sm``, ``dsm``, ``ssm``), noise-contrastive
+    estimation (``nce``) or, for labelled images, the joint energy objective of
+    JEM (``jem``: cross-entropy plus ``generative_weight`` times the contrastive
+    term, ``n_steps`` SGLD steps with the ``sampler`` section's step size, noise
+    and clamps, ``alpha`` the energy penalty, ``n_chains`` the replay buffer).
+    Keys that an objective does not use are ignored by it."""
 
-    name: Literal["cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce"] = "pcd"
+    name: Literal["cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce", "jem"] = "pcd"
     n_steps: int = Field(10, ge=0)
     alpha: float = Field(0.0, ge=0.0)
     n_chains: int | None = Field(None, ge=1)
@@ -196,6 +203,11 @@ class ObjectiveConfig(_Section):
     noise: Literal["gaussian", "mixture"] = "gaussian"
     noise_components: int = Field(8, ge=1)
     noise_scale: float = Field(1.0, gt=0.0)
+    # jem: weight of the contrastive term (0: a plain classifier), class-conditional
+    # negatives, cross-entropy label smoothing.
+    generative_weight: float = Field(1.0, ge=0.0)
+    conditional: bool = False
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _positive_levels(self) -> ObjectiveConfig:

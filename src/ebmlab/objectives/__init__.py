@@ -9,7 +9,7 @@ a sampler (``score_matching.py``, :class:`ScoreMatching`,
 energies), noise-contrastive estimation with a learned log Z (``nce.py``,
 :class:`NoiseContrastiveEstimation`: ``nce``), and for classifiers read as
 energies the joint objective of JEM (``joint.py``,
-:class:`JointEnergyObjective`; labelled batches, not yet a run objective).
+:class:`JointEnergyObjective`: ``jem``, on labelled batches ``(x, y)``).
 :data:`OBJECTIVES` maps the run objectives' names to classes;
 :func:`build_objective` builds one by name.
 
@@ -72,6 +72,7 @@ OBJECTIVES: dict[str, type] = {
     "dsm": DenoisingScoreMatching,
     "ssm": SlicedScoreMatching,
     "nce": NoiseContrastiveEstimation,
+    "jem": JointEnergyObjective,
 }
 
 

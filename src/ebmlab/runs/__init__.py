@@ -19,6 +19,10 @@ Modules:
 * :mod:`~ebmlab.runs.images`: image runs: the image recipe's default config,
   the data split, the convolutional energy, PNG grids, ``chains.gif`` and the
   dequantized log-likelihood of 8x8 images (evaluated by ``evaluate``).
+* :mod:`~ebmlab.runs.jem`: JEM runs on labelled images (``objective.name:
+  jem``): the recipe, the labelled split, the classifier energy, the
+  class-conditional energy of ``sample --label`` and the report's accuracy,
+  calibration and OOD AUROCs.
 
 Builds on every library layer below it (data, energies, samplers, objectives,
 partition, train); nothing in the library imports it but the command line.

@@ -2,7 +2,7 @@
 
 Each function reloads the run (:func:`ebmlab.runs.build.load_run`) and uses its
 energy: :func:`sample_run` continues the run's sampler from its persistent
-chains, :func:`score_run` gives energies of a file's rows, :func:`detect_run`
+chains (or, for a JEM run and a label, samples that class from noise), :func:`score_run` gives energies of a file's rows, :func:`detect_run`
 flags rows above a threshold set on the training data, :func:`denoise_run`
 restores corrupted rows (MAP descent or posterior-mean Langevin) and
 :func:`log_z_run` estimates log Z. Low energy = probable.
@@ -73,6 +73,7 @@ def sample_run(
     run_: Run | None = None,
     progress: bool = False,
     options: dict[str, Any] | None = None,
+    label: int | None = None,
 ) -> Tensor:
     """Draw ``n`` samples from a trained run with its sampler.
 
@@ -83,8 +84,16 @@ def sample_run(
     (``method``, ``step_size``, ``warmup``, ``n_replicas``...). The adapted
     parameters are logged to the ``ebmlab.samplers`` logger.
 
+    With ``label`` (JEM runs: a value of ``model.classes``) the chains start
+    from uniform noise and sample ``p(x | y = label)``, energy
+    ``E(x, y) = -f(x)[y]``.
+
     Returns:
         Samples, shape ``(n, *event_shape)``.
+
+    Raises:
+        ConfigError: ``n < 1``; a ``label`` for a run without labels, or one
+            that is not among its classes.
     """
     out_p = Path(out)
     if n < 1:
@@ -93,7 +102,15 @@ def sample_run(
     cfg = run_.config
     dev = next(run_.energy.parameters()).device
     g = run_generator(dev, seed)
-    x0 = _chain_starts(out_p, run_, n, g, dev)
+    energy: Any = run_.energy
+    if label is not None:
+        from .jem import class_energy
+
+        energy = class_energy(run_, label)
+        event_shape = tuple(run_.train.shape[1:])
+        x0 = _init_fn(run_.bounds, event_shape, _dtype(cfg), dev)(n, g)
+    else:
+        x0 = _chain_starts(out_p, run_, n, g, dev)
     sc = cfg.sampler.model_copy(update=options or {})
     try:
         sc = type(sc).model_validate(sc.model_dump())
@@ -103,7 +120,7 @@ def sample_run(
         raise ConfigError(f"bad sampler option {where}: {err['msg']}") from None
     n_steps = cfg.evaluate.sample_steps if steps is None else steps
     return sample(
-        run_.energy, x0, sc.method, n_steps, generator=g, progress=progress, **sc.sample_options()
+        energy, x0, sc.method, n_steps, generator=g, progress=progress, **sc.sample_options()
     )
 
 

@@ -54,6 +54,8 @@ class Run:
         test: Held-out data ``(M, *event_shape)``.
         toy: The toy distribution, when the data is one (it knows its density).
         bounds: Per-axis box around the data, for plots, quadrature and chain starts.
+        train_labels: Class indices ``(N,)`` of the training rows (JEM runs), else None.
+        test_labels: Class indices ``(M,)`` of the held-out rows (JEM runs), else None.
     """
 
     config: RunConfig
@@ -62,6 +64,8 @@ class Run:
     test: Tensor
     toy: Toy | None
     bounds: list[tuple[float, float]]
+    train_labels: Tensor | None = None
+    test_labels: Tensor | None = None
 
 
 def _dtype(cfg: RunConfig) -> torch.dtype:
@@ -114,6 +118,10 @@ def build_energy(cfg: RunConfig, event_shape: tuple[int, ...]) -> MLPEnergy:
     m = cfg.model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
+        if cfg.objective.name == "jem":  # a classifier energy: one logit per class
+            from .jem import build_classifier_energy
+
+            return build_classifier_energy(cfg, event_shape).to(_dtype(cfg))  # type: ignore[return-value]
         if m.type != "mlp":  # images: ConvEnergy / ResNetEnergy
             from .images import build_image_energy
 
@@ -167,6 +175,10 @@ def _objective(
 ) -> Any:
     """The objective named by ``cfg.objective.name`` (NCE fits its noise to ``data``)."""
     o = cfg.objective
+    if o.name == "jem":
+        from .jem import jem_objective
+
+        return jem_objective(cfg, _init_fn(bounds, event_shape, _dtype(cfg), device))
     if o.name == "sm":
         return ScoreMatching(o.hessian, n_probes=o.n_probes)
     if o.name == "dsm":
@@ -240,10 +252,17 @@ def _versions() -> dict[str, str]:
 def _prepare(cfg: RunConfig) -> tuple[Run, torch.device]:
     # Under torchrun this joins the process group (gloo on CPU, nccl on GPU).
     dev = torch.device(init_from_env(str(_device(cfg.device))))
-    train, test, toy, bounds = load_data(cfg)
+    y_train = y_test = None
+    if cfg.objective.name == "jem":  # labelled images
+        from .jem import load_labelled_data
+
+        train, test, y_train, y_test = load_labelled_data(cfg, _dtype(cfg))
+        toy, bounds = None, [(-1.0, 1.0)] * train[0].numel()
+    else:
+        train, test, toy, bounds = load_data(cfg)
     event_shape = tuple(train.shape[1:])
     energy = build_energy(cfg, event_shape).to(dev)
-    return Run(cfg, energy, train, test, toy, bounds), dev
+    return Run(cfg, energy, train, test, toy, bounds, y_train, y_test), dev
 
 
 def _read_config(out: Path) -> RunConfig:

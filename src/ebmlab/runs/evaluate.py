@@ -52,7 +52,9 @@ def evaluate_run(
     estimated by ``evaluate.log_z_method`` (AIS or BDMC, base fitted to the training
     data) and the report adds ``log_z_lower``, ``log_z_upper``, ``log_z_ess`` and
     ``log_z_seconds``; ``nll_heldout_stderr`` then counts the examples' spread only
-    (add ``log_z_stderr`` for the estimate's own error).
+    (add ``log_z_stderr`` for the estimate's own error). Image runs report sample
+    quality instead (:mod:`ebmlab.runs.images`), JEM runs the classifier's accuracy,
+    calibration and OOD AUROCs (:func:`ebmlab.runs.jem.evaluate_jem`).
     """
 
     t0 = time.perf_counter()
@@ -69,7 +71,12 @@ def evaluate_run(
         train_seconds if train_seconds is not None else state.get("train_seconds")
     )
     if cfg.data.image is not None:  # images: samples, grids, FID/KID, 8x8 likelihood
-        _evaluate_images(out_p, run_, report, plots=plots, progress=progress)
+        if run_.train_labels is not None:  # JEM: accuracy, ECE, NLL, OOD AUROCs
+            from .jem import evaluate_jem
+
+            evaluate_jem(out_p, run_, report, plots=plots, progress=progress)
+        else:
+            _evaluate_images(out_p, run_, report, plots=plots, progress=progress)
         report["eval_seconds"] = time.perf_counter() - t0
         report["versions"] = _versions()
         tb = _tensorboard(cfg, out_p) if plots else None

@@ -78,13 +78,14 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
     world = world_size()
     chains = max(1, (cfg.objective.n_chains or cfg.train.batch_size) // world)
     local_batch = max(1, cfg.train.batch_size // world)
+    options = {"reservoir": cfg.objective.reservoir} if run_.train_labels is None else {}
     state = objective.init_state(
         chains,
         reinit_prob=cfg.objective.reinit_prob,
-        reservoir=cfg.objective.reservoir,
         generator=run_generator(dev, rank_seed(cfg.seed + 1)),
+        **options,
     )
-    if state is not None:
+    if state is not None and run_.train_labels is None:
         objective.n_negatives = min(chains, local_batch)
     t = cfg.train
     settings = TrainSettings(
@@ -125,6 +126,7 @@ def _train(run_: Run, dev: torch.device, out: Path, *, resume: bool, progress: b
             resume=resume,
             progress=progress,
             on_log=tb.log_metrics if tb is not None else None,
+            labels=run_.train_labels,  # JEM runs: batches (x, y)
         )
     finally:
         if tb is not None:
