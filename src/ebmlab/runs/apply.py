@@ -2,10 +2,11 @@
 
 Each function reloads the run (:func:`ebmlab.runs.build.load_run`) and uses its
 energy: :func:`sample_run` continues the run's sampler from its persistent
-chains (or, for a JEM run and a label, samples that class from noise), :func:`score_run` gives energies of a file's rows, :func:`detect_run`
-flags rows above a threshold set on the training data, :func:`denoise_run`
-restores corrupted rows (MAP descent or posterior-mean Langevin) and
-:func:`log_z_run` estimates log Z. Low energy = probable.
+chains (or, for a JEM run and a label, samples that class from noise),
+:func:`score_run` gives energies of a file's rows, :func:`detect_run` flags
+rows above a threshold set on the training data, :func:`denoise_run` restores
+corrupted rows (MAP descent or posterior-mean Langevin) and :func:`log_z_run`
+estimates log Z. Low energy = probable.
 """
 
 from __future__ import annotations

@@ -154,9 +154,7 @@ def build_classifier_energy(cfg: RunConfig, event_shape: tuple[int, ...]) -> Cla
         raise ConfigError(f"model: {exc}") from None
 
 
-def jem_objective(
-    cfg: RunConfig, init_fn: Any
-) -> JointEnergyObjective:
+def jem_objective(cfg: RunConfig, init_fn: Any) -> JointEnergyObjective:
     """The :class:`JointEnergyObjective` of ``cfg``: the ``objective`` section's
     weights and SGLD steps, the ``sampler`` section's step, noise and clamps."""
     o, s = cfg.objective, cfg.sampler
@@ -257,7 +255,9 @@ def evaluate_jem(
     report["test_nll"] = float(-logp.gather(1, y_te[:, None]).mean())
     m = min(run_.train.shape[0], 2000)
     train_logits = _logits(energy, run_.train[:m])
-    report["train_accuracy"] = float((train_logits.argmax(1) == run_.train_labels[:m]).double().mean())
+    report["train_accuracy"] = float(
+        (train_logits.argmax(1) == run_.train_labels[:m]).double().mean()
+    )
     # score_samples = -E(x) = logsumexp_y f(x)[y]: higher = more like the training data.
     score = torch.logsumexp(logits, 1)
     g = torch.Generator().manual_seed(cfg.seed + 13)
