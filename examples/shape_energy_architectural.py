@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 
 from ebmlab.data import make_toy
-from ebmlab.energies import KMeansEnergy, MLPEnergy, PCAEnergy, fit_energy_loss
+from ebmlab.energies import KMeansEnergy, MLPEnergy, PCAEnergy
+from ebmlab.objectives import fit_energy_loss
 
 torch.set_num_threads(1)  # small tensors: one thread is fastest
 g = torch.Generator().manual_seed(0)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from ebmlab.energies import SparseCodingEnergy, fit_energy_loss
+from ebmlab.energies import SparseCodingEnergy
+from ebmlab.objectives import fit_energy_loss
 
 torch.set_num_threads(1)  # small tensors: one thread is fastest
 g = torch.Generator().manual_seed(0)

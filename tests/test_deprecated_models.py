@@ -49,7 +49,13 @@ OLD_EXPORTS: dict[str, list[str]] = {
             "parse_training", "_BernoulliFreeEnergy"],
 }  # fmt: skip
 
-NEW_HOMES = ("ebmlab.lattice", "ebmlab.boltzmann", "ebmlab.conditional", "ebmlab.energies")
+NEW_HOMES = (
+    "ebmlab.lattice",
+    "ebmlab.boltzmann",
+    "ebmlab.conditional",
+    "ebmlab.energies",
+    "ebmlab.objectives",
+)
 
 CASES = [(sub, name) for sub, names in OLD_EXPORTS.items() for name in names]
 

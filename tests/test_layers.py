@@ -32,8 +32,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models",),  # deprecated aliases of the old paths; nothing may import them
     ("runs",),
     ("estimators",),
-    ("boltzmann", "conditional", "lattice", "objectives"),  # model families, objectives
-    ("config", "data", "evaluation", "plotting", "sample_quality", "train"),
+    # model families, objectives; sample_quality trains its feature network by train.fit
+    ("boltzmann", "conditional", "lattice", "objectives", "sample_quality"),
+    ("config", "data", "evaluation", "plotting", "train"),
     ("partition",),
     ("diagnostics", "samplers"),
     ("energies",),

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .train.loop import TrainSettings, fit
+
 
 class FeatureClassifier(nn.Module):
     """A small CNN classifier whose 128-d penultimate layer serves as features.
@@ -79,6 +81,14 @@ class FeatureClassifier(nn.Module):
         return torch.cat(out)
 
 
+def _cross_entropy(
+    net: Any, batch: tuple[Tensor, Tensor], state: Any, *, generator: torch.Generator | None = None
+) -> tuple[Tensor, None, Any]:
+    """The feature network's objective for :func:`ebmlab.train.fit`: cross-entropy."""
+    x, y = batch
+    return nn.functional.cross_entropy(net(x), y), None, state
+
+
 def train_feature_classifier(
     x: Tensor,
     y: Tensor,
@@ -99,6 +109,9 @@ def train_feature_classifier(
         batch_size: Images per Adam step.
         lr: Adam's learning rate.
         seed: Seed of the initialization and the batch order.
+
+    Trains through :func:`ebmlab.train.fit` (Adam at a constant rate, passes
+    over the images in a fresh random order each).
         x_test: Held-out images for the accuracy in the provenance (optional).
         y_test: Their labels.
 
@@ -107,20 +120,26 @@ def train_feature_classifier(
         sizes, epochs, seed, training time and (held-out) accuracy.
     """
     n_classes = int(y.max()) + 1
-    g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = FeatureClassifier(tuple(x.shape[1:]), n_classes)
     x = x.float()
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    batch = min(int(batch_size), x.shape[0])
+    per_epoch = -(-x.shape[0] // batch)
+    settings = TrainSettings(
+        steps=int(epochs) * per_epoch,
+        batch_size=batch,
+        lr=float(lr),
+        lr_schedule="constant",
+        warmup_steps=0,
+        log_every=max(1, per_epoch),
+        checkpoint_every=0,
+        seed=int(seed),
+        device=str(x.device),
+        batches="epochs",
+    )
     t0 = time.perf_counter()
-    for _ in range(int(epochs)):
-        perm = torch.randperm(x.shape[0], generator=g)
-        for idx in perm.split(batch_size):
-            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    fit(net, x, _cross_entropy, settings, labels=y.long(), progress=False)
     net.eval()
     provenance: dict[str, Any] = {
         "network": "FeatureClassifier (2 conv + 128-d layer, SiLU), ebmlab.sample_quality",

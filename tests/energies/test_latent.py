@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from ebmlab.energies import KMeansEnergy, PCAEnergy, SparseCodingEnergy, fit_energy_loss
+from ebmlab.energies import KMeansEnergy, PCAEnergy, SparseCodingEnergy
+from ebmlab.objectives import fit_energy_loss
 
 
 @pytest.fixture(autouse=True)

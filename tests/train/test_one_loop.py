@@ -16,17 +16,9 @@ SRC = Path(ebmlab.__file__).parent
 
 #: Modules that keep an optimizer of their own, and why they cannot use train.fit.
 EXCEPTIONS = {
-    "energies/latent.py": (
-        "layer 1 sits below train (layer 4): fit_energy_loss cannot import the loop; "
-        "it is a few hundred Adam steps on mean E(x) of an architecture-limited energy"
-    ),
     "conditional/likelihood.py": (
         "full-batch L-BFGS on a closed-form NLL (a convex GLM for linear networks), "
         "not a minibatch first-order loop; networks with hidden layers use fit_conditional"
-    ),
-    "sample_quality.py": (
-        "same layer as train (4), siblings may not import each other; it trains a "
-        "throw-away feature classifier for FID, nothing to resume"
     ),
 }
 

@@ -11,7 +11,8 @@ Low energy = high probability: ``p(x) = exp(-E(x)) / Z``.
   samplers.
 * :mod:`~ebmlab.energies.latent`: energies whose volume of low energy is limited
   by architecture or regularization (:class:`PCAEnergy`, :class:`KMeansEnergy`,
-  :class:`SparseCodingEnergy`) and :func:`fit_energy_loss`.
+  :class:`SparseCodingEnergy`), trained by the energy loss alone
+  (:func:`ebmlab.objectives.fit_energy_loss`).
 * :mod:`~ebmlab.energies.conv`: image energies on ``(N, C, H, W)``:
   :class:`ConvEnergy` (a small strided CNN) and :class:`ResNetEnergy` (residual
   blocks, optional spectral norm).
@@ -37,7 +38,7 @@ from .classifier import ClassifierEnergy, make_mlp
 from .compose import SumEnergy, Tempered
 from .conv import ConvEnergy, ResNetEnergy
 from .gaussian import Gaussian, GaussianMixture
-from .latent import KMeansEnergy, PCAEnergy, SparseCodingEnergy, fit_energy_loss
+from .latent import KMeansEnergy, PCAEnergy, SparseCodingEnergy
 from .mlp import MLPEnergy
 from .noise_conditional import NoiseConditionalEnergy
 
@@ -56,7 +57,6 @@ __all__ = [
     "SumEnergy",
     "Tempered",
     "energy_and_grad",
-    "fit_energy_loss",
     "make_mlp",
     "score",
 ]

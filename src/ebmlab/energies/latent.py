@@ -16,8 +16,8 @@ LeCun and Huang 2005):
 
 Each is an unconditional :class:`~ebmlab.energies.Energy` over ``y`` of shape
 ``(N, D)`` whose latent code (projection, cluster, sparse code) is found by
-exact minimization inside ``forward``; :func:`fit_energy_loss` trains any
-of them with the energy loss alone.
+exact minimization inside ``forward``; :func:`ebmlab.objectives.fit_energy_loss`
+trains any of them with the energy loss alone, through :func:`ebmlab.train.fit`.
 
 References:
     LeCun, Y., Chopra, S., Hadsell, R., Ranzato, M. and Huang, F. J. (2006).
@@ -30,9 +30,7 @@ References:
 
 from __future__ import annotations
 
-__all__ = ["KMeansEnergy", "PCAEnergy", "SparseCodingEnergy", "fit_energy_loss"]
-
-import math
+__all__ = ["KMeansEnergy", "PCAEnergy", "SparseCodingEnergy"]
 
 import torch
 from torch import Tensor, nn
@@ -213,58 +211,3 @@ class SparseCodingEnergy(Energy):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, n_atoms={self.n_atoms}, l1={self.l1}"
-
-
-def fit_energy_loss(
-    energy: nn.Module,
-    data: Tensor,
-    *,
-    n_steps: int = 500,
-    batch_size: int = 128,
-    lr: float = 1e-2,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """Minimize the energy loss ``mean E(y)`` over the data (no push-up term).
-
-    Safe only for energies whose volume of low energy is limited by their
-    architecture or a regularizer (this module's); on a flexible energy it
-    collapses. Adam on random minibatches drawn with ``generator``.
-
-    Arguments:
-        energy: Energy ``(N, D) -> (N,)`` (trained in place).
-        data: Observations ``(N, D)``.
-        n_steps: Adam updates.
-        batch_size: Rows per update.
-        lr: Learning rate.
-        generator: Random generator of the minibatches.
-
-    Returns:
-        Mean energy of every minibatch, shape ``(n_steps,)``.
-
-    Example:
-        >>> E = PCAEnergy(2, 1)
-        >>> t = torch.randn(200, 1)
-        >>> losses = fit_energy_loss(E, torch.cat([t, 2 * t], 1), n_steps=200, lr=0.05)
-        >>> losses[-1].item() < 1e-3
-        True
-    """
-    if data.dim() != 2 or data.shape[0] < 1:
-        raise ValueError(f"data must have shape (N >= 1, D), got {tuple(data.shape)}")
-    if int(n_steps) < 0 or int(batch_size) < 1 or not lr > 0:
-        raise ValueError(
-            f"need n_steps >= 0, batch_size >= 1, lr > 0; got {n_steps}, {batch_size}, {lr}"
-        )
-    optimizer = torch.optim.Adam(energy.parameters(), lr=lr)
-    n = data.shape[0]
-    b = min(int(batch_size), n)
-    out = torch.empty(int(n_steps), dtype=torch.float64)
-    for t in range(int(n_steps)):
-        idx = torch.randint(n, (b,), generator=generator).to(data.device)
-        loss = energy(data[idx]).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        out[t] = float(loss.detach())
-        if not math.isfinite(out[t]):
-            raise ValueError(f"energy became non-finite at update {t}; lower lr (now {lr})")
-    return out

@@ -3,7 +3,8 @@
 ``ebmlab.models`` held the lattice models, the Boltzmann machines, the
 conditional energies and the latent energies. They now live in
 :mod:`ebmlab.lattice`, :mod:`ebmlab.boltzmann`, :mod:`ebmlab.conditional` and
-:mod:`ebmlab.energies.latent` (docs/architecture.md has the map). Every name and
+:mod:`ebmlab.energies.latent` (its training function, ``fit_energy_loss``, in
+:mod:`ebmlab.objectives`; docs/architecture.md has the map). Every name and
 submodule that ``ebmlab.models`` offered (``ebmlab.models.IsingModel``,
 ``ebmlab.models.rbm.enumerate_binary``, ...) still resolves for one release and
 warns with a :class:`DeprecationWarning` naming the new path on each use.
@@ -44,7 +45,7 @@ MOVED_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "_conditional_inference": ("ebmlab.conditional.inference",),
     "likelihood": ("ebmlab.conditional.likelihood",),
-    "latent": ("ebmlab.energies.latent",),
+    "latent": ("ebmlab.energies.latent", "ebmlab.objectives.energy_loss"),
 }
 
 #: Names ``ebmlab.models`` exported -> the package that exports them now.
@@ -104,10 +105,8 @@ MOVED_NAMES: dict[str, str] = {
         ],
         "ebmlab.conditional",
     ),
-    **dict.fromkeys(
-        ["KMeansEnergy", "PCAEnergy", "SparseCodingEnergy", "fit_energy_loss"],
-        "ebmlab.energies",
-    ),
+    **dict.fromkeys(["KMeansEnergy", "PCAEnergy", "SparseCodingEnergy"], "ebmlab.energies"),
+    "fit_energy_loss": "ebmlab.objectives",
 }
 
 

@@ -10,6 +10,9 @@ energies), noise-contrastive estimation with a learned log Z (``nce.py``,
 :class:`NoiseContrastiveEstimation`: ``nce``), and for classifiers read as
 energies the joint objective of JEM (``joint.py``,
 :class:`JointEnergyObjective`: ``jem``, on labelled batches ``(x, y)``).
+The energy loss alone (``energy_loss.py``, :class:`EnergyLoss`,
+:func:`fit_energy_loss`, which trains through :func:`ebmlab.train.fit`) fits
+the latent energies whose volume of low energy is limited by construction.
 :data:`OBJECTIVES` maps the run objectives' names to classes;
 :func:`build_objective` builds one by name.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from .cd import CD_MODES, CDDiagnostics, ContrastiveDivergence
+from .energy_loss import EnergyLoss, EnergyLossDiagnostics, fit_energy_loss
 from .joint import JointDiagnostics, JointEnergyObjective
 from .nce import (
     NCEDiagnostics,
@@ -49,6 +53,8 @@ __all__ = [
     "CDDiagnostics",
     "ContrastiveDivergence",
     "DenoisingScoreMatching",
+    "EnergyLoss",
+    "EnergyLossDiagnostics",
     "JointDiagnostics",
     "JointEnergyObjective",
     "NCEDiagnostics",
@@ -59,6 +65,7 @@ __all__ = [
     "ScoreMatchingDiagnostics",
     "SlicedScoreMatching",
     "build_objective",
+    "fit_energy_loss",
     "fit_gaussian_noise",
     "fit_mixture_noise",
 ]

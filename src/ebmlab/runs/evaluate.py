@@ -74,7 +74,10 @@ def evaluate_run(
         if run_.train_labels is not None:  # JEM: accuracy, ECE, NLL, OOD AUROCs
             from .jem import evaluate_jem
 
-            evaluate_jem(out_p, run_, report, plots=plots, progress=progress)
+            def draw(n: int, *, seed: int, label: int) -> torch.Tensor:
+                return sample_run(out_p, n, seed=seed, run_=run_, label=label, progress=progress)
+
+            evaluate_jem(out_p, run_, report, draw, plots=plots)
         else:
             _evaluate_images(out_p, run_, report, plots=plots, progress=progress)
         report["eval_seconds"] = time.perf_counter() - t0

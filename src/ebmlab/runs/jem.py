@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -226,19 +227,33 @@ def _auroc(inlier: Tensor, outlier: Tensor) -> float:
 
 
 def evaluate_jem(
-    out: Path, run_: Any, report: dict[str, Any], *, plots: bool = True, progress: bool = False
+    out: Path,
+    run_: Any,
+    report: dict[str, Any],
+    sample_fn: Callable[..., Tensor],
+    *,
+    plots: bool = True,
 ) -> dict[str, Any]:
     """Classifier part of ``evaluate_run`` for a JEM run (see the module doc).
 
     Report keys: ``test_accuracy``, ``test_ece``, ``test_nll`` (nats per image),
     ``train_accuracy``, ``ood_auroc_noise``, ``ood_auroc_inverted``,
-    ``n_test``, ``classes``, ``n_samples``, ``sample_finite_fraction``.
+    ``n_test``, ``classes``, ``n_samples``, ``sample_finite_fraction`` and
+    ``samples_classified_as_asked`` (the share of class-conditional samples
+    that the classifier assigns to the class they were drawn for).
+
+    Arguments:
+        out: Run directory (``samples.png``, ``curves.png`` go there).
+        run_: The :class:`ebmlab.runs.Run`.
+        report: The report so far; completed in place.
+        sample_fn: ``sample_fn(n, seed=..., label=...)`` draws ``n`` samples of
+            one class (:func:`ebmlab.runs.sample_run` of this run).
+        plots: Write the figures.
 
     Returns:
-        ``report``, completed in place.
+        ``report``.
     """
     from ..estimators.classifier import expected_calibration_error
-    from .apply import sample_run
     from .images import image_grid
 
     cfg = run_.config
@@ -271,9 +286,7 @@ def evaluate_jem(
     k = len(cfg.model.classes)
     per_class = max(1, min(10, cfg.evaluate.n_samples // k))
     rows = [
-        sample_run(out, per_class, seed=cfg.seed + i, run_=run_, label=c, progress=progress)
-        .detach()
-        .cpu()
+        sample_fn(per_class, seed=cfg.seed + i, label=c).detach().cpu()
         for i, c in enumerate(cfg.model.classes)
     ]
     samples = torch.cat(rows)
