@@ -2,7 +2,7 @@
 
 An AST walk of ``src/ebmlab`` finds each use of ``torch.optim`` (an attribute
 chain ``torch.optim.X`` or ``optim.X``, or an import from it); only
-``train/`` may have them, plus the exceptions below, each with its reason.
+``train/`` may have them (plus any exception listed below with its reason).
 """
 
 from __future__ import annotations
@@ -14,13 +14,9 @@ import ebmlab
 
 SRC = Path(ebmlab.__file__).parent
 
-#: Modules that keep an optimizer of their own, and why they cannot use train.fit.
-EXCEPTIONS = {
-    "conditional/likelihood.py": (
-        "full-batch L-BFGS on a closed-form NLL (a convex GLM for linear networks), "
-        "not a minibatch first-order loop; networks with hidden layers use fit_conditional"
-    ),
-}
+#: Modules that keep an optimizer of their own, and why they cannot use train.fit (none now:
+#: full-batch L-BFGS runs in train.fit too, ``TrainSettings(optimizer="lbfgs")``).
+EXCEPTIONS: dict[str, str] = {}
 
 
 def _optimizer_uses(path: Path) -> list[int]:

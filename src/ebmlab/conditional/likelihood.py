@@ -37,11 +37,14 @@ __all__ = [
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F_
 from torch import Tensor, nn
 
+from ..errors import TrainingDivergedError
+from ..train.loop import TrainSettings, fit
 from .energies import ConditionalEnergy, DiscreteConditionalEnergy, make_mlp
 from .fit import fit_conditional
 
@@ -338,23 +341,25 @@ def fit_likelihood(
 
     The ``nll`` loss functional with the energy's closed-form ``log_z``.
     ``optimizer="lbfgs"`` minimizes the full-data NLL with L-BFGS (strong
-    Wolfe line search): precise, for data that fit in memory.
-    ``optimizer="adam"`` takes minibatch steps
-    (:func:`~ebmlab.conditional.fit_conditional`).
+    Wolfe line search, 20 curvature pairs): precise, for data that fit in
+    memory. ``optimizer="adam"`` takes minibatch steps
+    (:func:`~ebmlab.conditional.fit_conditional`). Both train through
+    :func:`ebmlab.train.fit` (``TrainSettings(optimizer="lbfgs",
+    batches="full")`` for L-BFGS: one iteration per step).
 
     Arguments:
         energy: One of the energies of this module (trained in place).
         x: Inputs ``(N, x_dim)`` (``(N, 0)`` for an unconditional fit).
         y: Answers as the energy expects them.
         optimizer: ``"lbfgs"`` or ``"adam"``.
-        n_steps: Most L-BFGS iterations, or Adam updates.
+        n_steps: L-BFGS iterations, or Adam updates.
         batch_size: Pairs per Adam update.
         lr: Learning rate (default 1 for L-BFGS, 1e-2 for Adam).
         generator: Random generator of Adam's minibatches.
 
     Returns:
-        The mean NLL at every evaluation (L-BFGS: every function evaluation,
-        line searches included; Adam: every update).
+        The mean NLL of every step (L-BFGS: at the start of each iteration;
+        Adam: of each minibatch), shape ``(n_steps,)``.
 
     Example:
         >>> F = GaussianEnergy(0, 1, learn_sigma=True).double()
@@ -382,27 +387,34 @@ def fit_likelihood(
         raise ValueError(
             f"x and y must hold the same number (>= 1) of rows, got {x.shape[0]} and {y.shape[0]}"
         )
-    params = [p for p in energy.parameters() if p.requires_grad]
-    lbfgs = torch.optim.LBFGS(
-        params,
-        lr=1.0 if lr is None else lr,
-        max_iter=int(n_steps),
-        max_eval=2 * int(n_steps),
-        line_search_fn="strong_wolfe",
-        tolerance_grad=1e-12,
-        tolerance_change=1e-15,
-        history_size=20,
+    nll = _NLL()
+    settings = TrainSettings(
+        steps=int(n_steps),
+        lr=1.0 if lr is None else float(lr),
+        lr_schedule="constant",
+        warmup_steps=0,
+        log_every=1,
+        checkpoint_every=0,
+        device=str(x.device),
+        batches="full",
+        optimizer="lbfgs",
     )
-    history: list[float] = []
+    if int(n_steps) == 0:
+        return torch.empty(0, dtype=torch.float64)
+    try:
+        result = fit(energy, x, nll, settings, labels=y, progress=False)
+    except TrainingDivergedError:
+        raise ValueError(
+            "the NLL became non-finite; start from other weights or use adam"
+        ) from None
+    return torch.tensor([row["loss"] for row in result.metrics], dtype=torch.float64)
 
-    def closure() -> Tensor:
-        lbfgs.zero_grad(set_to_none=True)
-        loss = energy.nll(x, y).mean()  # type: ignore[operator]
-        loss.backward()
-        history.append(float(loss.detach()))
-        return loss  # type: ignore[no-any-return]
 
-    lbfgs.step(closure)  # type: ignore[no-untyped-call]
-    if not all(math.isfinite(v) for v in history):
-        raise ValueError("the NLL became non-finite; start from other weights or use adam")
-    return torch.tensor(history, dtype=torch.float64)
+class _NLL:
+    """The ``nll`` loss functional on a batch ``(x, y)``: mean ``F(x, y) + log Z(x)``."""
+
+    def __call__(
+        self, energy: Any, batch: tuple[Tensor, Tensor], state: Any, *, generator: Any = None
+    ) -> tuple[Tensor, None, Any]:
+        x, y = batch
+        return energy.nll(x, y).mean(), None, state

@@ -284,6 +284,15 @@ def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], d
         for key, value in pstate.items():
             if isinstance(value, Tensor):
                 tensors[f"optimizer.{pid}.{key}"] = value
+            elif isinstance(value, list):  # L-BFGS keeps its history as lists of tensors
+                kinds = []
+                for i, item in enumerate(value):
+                    if isinstance(item, Tensor):
+                        tensors[f"optimizer.{pid}.{key}.{i}"] = item
+                        kinds.append("tensor")
+                    else:
+                        kinds.append(item)
+                scalars.setdefault(str(pid), {})[key] = {"__list__": kinds}
             else:
                 scalars.setdefault(str(pid), {})[key] = value
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
@@ -299,7 +308,15 @@ def _unflatten_optimizer(
         _, pid, key = name.split(".", 2)
         state.setdefault(int(pid), {})[key] = value
     for pid, extra in meta["scalars"].items():
-        state.setdefault(int(pid), {}).update(extra)
+        pstate = state.setdefault(int(pid), {})
+        for key, value in extra.items():
+            if isinstance(value, dict) and "__list__" in value:
+                pstate[key] = [
+                    pstate.pop(f"{key}.{i}") if kind == "tensor" else kind
+                    for i, kind in enumerate(value["__list__"])
+                ]
+            else:
+                pstate[key] = value
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 

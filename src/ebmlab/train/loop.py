@@ -89,7 +89,14 @@ class TrainSettings:
         batches: ``"random"``: each batch drawn with replacement;
             ``"epochs"``: passes over the data in a fresh random order each
             (the last batch of a pass holds the remainder), the order of pass
-            ``k`` seeded by ``(seed, k)`` so a resume mid-pass is exact.
+            ``k`` seeded by ``(seed, k)`` so a resume mid-pass is exact;
+            ``"full"``: every step sees all the data (``batch_size`` unused).
+        optimizer: ``"adam"`` (AdamW with ``weight_decay``), or ``"lbfgs"``:
+            one L-BFGS iteration per step (strong-Wolfe line search, history
+            ``lbfgs_history``), for deterministic full-batch objectives such as
+            a closed-form negative log-likelihood (each step may evaluate the
+            objective several times; no weight decay or gradient clipping).
+        lbfgs_history: Curvature pairs L-BFGS keeps.
     """
 
     steps: int = 1000
@@ -106,10 +113,18 @@ class TrainSettings:
     device: str = "cpu"
     ema: float | None = None
     batches: str = "random"
+    optimizer: str = "adam"
+    lbfgs_history: int = 20
 
     def __post_init__(self) -> None:
-        if self.batches not in ("random", "epochs"):
-            raise ValueError(f"batches must be 'random' or 'epochs', got {self.batches!r}")
+        if self.batches not in ("random", "epochs", "full"):
+            raise ValueError(f"batches must be 'random', 'epochs' or 'full', got {self.batches!r}")
+        if self.optimizer not in ("adam", "lbfgs"):
+            raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {self.optimizer!r}")
+        if self.optimizer == "lbfgs" and (self.weight_decay > 0 or self.grad_clip is not None):
+            raise ValueError("optimizer 'lbfgs' takes no weight_decay and no grad_clip")
+        if self.lbfgs_history < 1:
+            raise ValueError(f"lbfgs_history must be >= 1, got {self.lbfgs_history}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ValueError(f"ema must be in (0, 1) or None, got {self.ema}")
         if self.steps < 0:
@@ -176,6 +191,17 @@ def _make_optimizer(
         params += [p for p in extra.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the energy has no trainable parameters")
+    if s.optimizer == "lbfgs":  # one iteration per step of the loop
+        return torch.optim.LBFGS(
+            params,
+            lr=s.lr,
+            max_iter=1,
+            max_eval=26,  # the line search's budget: up to 25 evaluations per iteration
+            tolerance_grad=1e-12,
+            tolerance_change=1e-15,
+            history_size=s.lbfgs_history,
+            line_search_fn="strong_wolfe",
+        )
     if s.weight_decay > 0:
         return torch.optim.AdamW(params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
     return torch.optim.Adam(params, lr=s.lr, betas=s.betas)
@@ -228,6 +254,32 @@ def _read_metrics(path: Path, up_to: int) -> tuple[list[str] | None, list[list[s
         return len(values) == len(header) and values[0] > 0
 
     return header, [r for r in body if whole(r) and float(r[0]) <= up_to]
+
+
+def _reuse_first(
+    loss: Tensor,
+    objective: Any,
+    model: nn.Module,
+    batch: Any,
+    state: Any,
+    generator: torch.Generator,
+    optimizer: torch.optim.Optimizer,
+) -> Callable[[], Tensor]:
+    """An L-BFGS closure whose first call returns ``loss`` (its gradients are already in
+    place) and whose later calls (the line search) evaluate the objective on ``batch``
+    again (the state they return is dropped: L-BFGS is for deterministic objectives)."""
+    calls = [0]
+
+    def closure() -> Tensor:
+        calls[0] += 1
+        if calls[0] == 1:
+            return loss.detach()
+        optimizer.zero_grad(set_to_none=True)
+        value: Tensor = objective(model, batch, state, generator=generator)[0]
+        value.backward()
+        return value.detach()
+
+    return closure
 
 
 def _catch_stop_signals(stop: list[int]) -> dict[int, Any]:
@@ -494,11 +546,14 @@ def fit(
             lr = learning_rate(settings, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if settings.batches == "epochs":
-                idx = epoch_batch(step)
+            if settings.batches == "full":
+                batch = data if labels is None else (data, labels)
             else:
-                idx = torch.randint(n, (local_batch,), generator=generator, device=dev)
-            batch = data[idx] if labels is None else (data[idx], labels[idx])
+                if settings.batches == "epochs":
+                    idx = epoch_batch(step)
+                else:
+                    idx = torch.randint(n, (local_batch,), generator=generator, device=dev)
+                batch = data[idx] if labels is None else (data[idx], labels[idx])
             loss, diag, state = objective(model, batch, state, generator=generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -537,7 +592,11 @@ def fit(
                     f"step size, gradient clipping (train.grad_clip), or the energy "
                     f"regularizer (objective.alpha > 0)"
                 )
-            optimizer.step()
+            if settings.optimizer == "lbfgs":
+                closure = _reuse_first(loss, objective, model, batch, state, generator, optimizer)
+                optimizer.step(closure)  # type: ignore[arg-type]
+            else:
+                optimizer.step()
             if own is not None and step == 0 and is_distributed():
                 # The first call may have initialized them from this rank's batch (NCE's
                 # log_z): one average makes every rank hold the same values from now on.
@@ -553,6 +612,8 @@ def fit(
                 else torch.full_like(grad_norm, math.nan)
                 for k in ("loss", "energy_pos", "energy_neg", "energy_gap", "acceptance_rate")
             }
+            if _diag_value(diag, "loss") is None:  # diagnostics without a loss, or none
+                values["loss"] = loss.detach()
             values["grad_norm"] = grad_norm
             for k, v in values.items():
                 sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
