@@ -118,7 +118,7 @@ def load_labelled_data(
             raise ConfigError(f"{d.file}: objective 'jem' needs at least 2 classes, got 1")
         cfg.model.classes = [int(v) for v in values.tolist()]
     classes = torch.tensor(cfg.model.classes, dtype=torch.long)
-    idx = torch.searchsorted(classes, data.y).clamp(max=classes.numel() - 1)
+    idx = torch.searchsorted(classes, data.y.contiguous()).clamp(max=classes.numel() - 1)
     if not bool((classes[idx] == data.y).all()):
         bad = sorted(set(values.tolist()) - set(cfg.model.classes))
         raise DataError(f"{d.file}: labels {bad[:5]} are not among the run's classes")
