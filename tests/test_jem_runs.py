@@ -197,3 +197,20 @@ def test_builtin_sets_train_jem_when_asked(tmp_path):
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["model"]["classes"] == list(range(10))
     assert saved["objective"]["generative_weight"] == 0.3
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [([7, 2], "increasing order"), ([2, 5], "labels [7] are not among the run's classes")],
+)
+def test_classes_in_the_config_must_fit_the_labels(jem_run, capsys, classes, message):
+    tmp, _ = jem_run
+    cfg = yaml.safe_load(_config(tmp).read_text())
+    cfg["model"]["classes"] = classes
+    path = tmp / "classes.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp / "classes_run"
+    assert main(["train", str(path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not out.exists()

@@ -34,6 +34,7 @@ class-conditional samples, one row per class.
 from __future__ import annotations
 
 __all__ = [
+    "build_classifier_energy",
     "class_energy",
     "evaluate_jem",
     "is_jem",
@@ -94,8 +95,9 @@ def load_labelled_data(
     (``model.classes``) in ``cfg`` on the first read.
 
     Raises:
-        ConfigError: The data are not images, have no labels, one class only,
-            or labels that the recorded ``model.classes`` do not hold.
+        ConfigError: The data are not images, have no labels or one class only,
+            or ``model.classes`` is not a sorted list of distinct values.
+        DataError: The images hold labels that ``model.classes`` does not.
     """
     from .images import scaling_of
 
@@ -117,6 +119,11 @@ def load_labelled_data(
         if values.numel() < 2:
             raise ConfigError(f"{d.file}: objective 'jem' needs at least 2 classes, got 1")
         cfg.model.classes = [int(v) for v in values.tolist()]
+    if sorted(set(cfg.model.classes)) != cfg.model.classes or len(cfg.model.classes) < 2:
+        raise ConfigError(
+            f"model.classes must list at least 2 distinct label values in increasing order, "
+            f"got {cfg.model.classes}"
+        )
     classes = torch.tensor(cfg.model.classes, dtype=torch.long)
     idx = torch.searchsorted(classes, data.y.contiguous()).clamp(max=classes.numel() - 1)
     if not bool((classes[idx] == data.y).all()):
