@@ -86,6 +86,11 @@ def load_data(cfg: RunConfig) -> tuple[Tensor, Tensor, Toy | None, list[tuple[fl
     """Training and held-out data for a config, the toy if any, and a bounding box."""
     dtype = _dtype(cfg)
     d = cfg.data
+    if cfg.objective.name == "jem":  # labelled images (the labels: runs.jem)
+        from .jem import load_labelled_data
+
+        train, test, _, _ = load_labelled_data(cfg, dtype)
+        return train, test, None, [(-1.0, 1.0)] * train[0].numel()
     if d.file is not None and (d.image is not None or is_image_source(d.file)):
         from .images import load_image_data
 
