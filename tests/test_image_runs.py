@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from ebmlab.cli import main
+from ebmlab.data.images import has_labels
 from ebmlab.energies import ConvEnergy
 from ebmlab.objectives import ContrastiveDivergence
 from ebmlab.runs.images import image_grid, image_run_config, write_chains_gif
@@ -144,8 +145,8 @@ def test_score_detect_denoise_accept_image_files(image_run, capsys):
 
 
 def test_train_data_flag_picks_conv_energy_and_image_recipe(tmp_path):
-    x, y = bars(20)
-    np.savez(tmp_path / "b.npz", x=x, y=y)
+    x, _ = bars(20)
+    np.savez(tmp_path / "b.npz", x=x)  # no labels: the generative image recipe
     out = tmp_path / "run"
     code = main(
         [
@@ -166,6 +167,19 @@ def test_train_data_flag_picks_conv_energy_and_image_recipe(tmp_path):
     assert cfg["sampler"]["grad_clamp"] == 0.03 and cfg["sampler"]["clamp"] == [-1.0, 1.0]
     assert cfg["objective"]["name"] == "pcd" and cfg["data"]["image"]["dtype"] == "uint8"
     assert image_run_config("builtin:digits").model.base_scale == 2.0
+
+
+@pytest.mark.parametrize("objective", [None, "pcd"])
+def test_labelled_image_file_trains_jem_unless_told(tmp_path, objective):
+    x, y = bars(20)
+    np.savez(tmp_path / "b.npz", x=x, y=y)
+    out = tmp_path / "run"
+    flag = [] if objective is None else ["--objective", objective]
+    args = ["train", "--data", str(tmp_path / "b.npz"), "--steps", "1", "--out", str(out)]
+    assert main([*args, *flag, "--no-eval", "--quiet"]) == 0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["objective"]["name"] == ("jem" if objective is None else "pcd")
+    assert has_labels(tmp_path / "b.npz") and not has_labels("nonexistent.npz")
 
 
 def test_resnet_energy_trains_through_the_cli(tmp_path):

@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="training objective (overrides config): contrastive divergence (cd, pcd, "
         "short-run), score matching (sm, dsm, ssm), noise-contrastive estimation (nce), or "
         "jem: a classifier that is also an energy model, on labelled images (npz key y, "
-        "class subfolders, builtin:digits, builtin:mnist5k)",
+        "class subfolders, builtin:digits, builtin:mnist5k); the default for a labelled "
+        "image file or folder given by --data",
     )
     p.add_argument("--out", help="run directory (default runs/NAME)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
@@ -270,11 +271,24 @@ def _train(args: argparse.Namespace) -> int:
         from .data.images import is_image_source
 
         if is_image_source(args.data):  # image hook: ConvEnergy + the image recipe
+            from .data.images import has_labels
             from .runs.images import image_run_config
             from .runs.jem import jem_run_config
 
-            recipe = jem_run_config if args.objective == "jem" else image_run_config
-            cfg = recipe(args.data)
+            jem = args.objective == "jem"
+            if args.objective is None and not args.data.startswith("builtin:"):
+                # A user's labelled images train JEM: a classifier that is also the
+                # energy model (samples, scores); the built-in sets stay generative
+                # unless asked, as the README's walk-through shows.
+                jem = has_labels(args.data)
+                if jem and not args.quiet and not _under_torchrun():
+                    print(
+                        f"{args.data}: labelled images, training JEM (classifier and energy);"
+                        " --objective pcd trains the energy alone"
+                    )
+            if jem:
+                args.objective = "jem"
+            cfg = jem_run_config(args.data) if jem else image_run_config(args.data)
     if args.data and cfg.data.file != args.data:
         cfg.data.file = args.data
         cfg.data.toy = None

@@ -30,6 +30,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageData",
     "ImageScaling",
+    "has_labels",
     "is_image_source",
     "load_images",
     "stratified_split",
@@ -154,6 +155,28 @@ def is_image_source(source: str | os.PathLike[str]) -> bool:
         try:
             return len(_array_shape(p)) in (3, 4)
         except Exception:
+            return False
+    return False
+
+
+def has_labels(source: str | os.PathLike[str]) -> bool:
+    """Whether the image source ``source`` carries class labels, found without reading
+    the pixels: a built-in set, class subfolders, an ``.npz`` key ``y``, or an IDX
+    labels file beside the images (``*-labels-idx1-*`` next to ``*-images-idx3-*``)."""
+    s = str(source)
+    if s.startswith("builtin:"):
+        return True
+    p = Path(s)
+    if p.is_dir():
+        return any(d.is_dir() and not d.name.startswith(".") for d in p.iterdir())
+    if _is_idx_name(p):
+        labels = p.with_name(p.name.replace("images-idx3", "labels-idx1"))
+        return labels != p and labels.is_file()
+    if p.suffix.lower() == ".npz" and p.is_file():
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                return "y" in z.files
+        except Exception:  # unreadable: load_images says why, with one line
             return False
     return False
 
