@@ -2,14 +2,17 @@
 
 The examples that take ``--quick`` run with it on the site, so that ``make docs``
 stays within its time budget (each example's docstring names its full settings);
-files an example writes go to a temporary folder, not into the source tree.
+files an example writes go to a temporary folder, not into the source tree; progress
+bars are off.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
+os.environ["TQDM_DISABLE"] = "1"  # progress bars would fill the pages' output
 _OUT = Path(tempfile.mkdtemp(prefix="ebmlab-gallery-"))
 
 

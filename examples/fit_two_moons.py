@@ -31,7 +31,9 @@ from ebmlab.plotting import plot_density, plot_samples
 from ebmlab.samplers import MALA
 from ebmlab.train import TrainSettings, fit
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].lstrip("# "))
+parser = argparse.ArgumentParser(
+    description="Fit an energy to two moons by persistent contrastive divergence, then sample it."
+)
 parser.add_argument("--quick", action="store_true", help="600 updates instead of 3000")
 parser.add_argument("--out-dir", default=".", help="where the two PNG files go")
 args = parser.parse_args()

@@ -82,7 +82,7 @@ def midpoint(alphas: np.ndarray, frac: np.ndarray, n_queries: int) -> tuple[floa
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].lstrip("# "))
+    parser = argparse.ArgumentParser(description="Recall versus the number of stored patterns")
     parser.add_argument("--quick", action="store_true", help="smaller networks (a few seconds)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -76,7 +76,7 @@ def evaluate(
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].lstrip("# "))
+    parser = argparse.ArgumentParser(description="Denoise binarized digits with an Ising prior")
     parser.add_argument("--quick", action="store_true", help="fewer images and sweeps")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -112,7 +112,9 @@ def fit_jointly(
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].lstrip("# "))
+    parser = argparse.ArgumentParser(
+        description="Product of experts: four poor models whose product is a good one."
+    )
     parser.add_argument("--quick", action="store_true", help="fewer updates (a few seconds)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

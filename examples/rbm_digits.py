@@ -30,7 +30,9 @@ from ebmlab.estimators import BernoulliRBM
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].lstrip("# "))
+    parser = argparse.ArgumentParser(
+        description="An RBM on binarized digits: exact log-likelihood, AIS, and samples."
+    )
     parser.add_argument("--quick", action="store_true", help="fewer epochs and AIS steps")
     parser.add_argument("--out", default=None, help="write a PNG of Gibbs samples here")
     args = parser.parse_args(argv)

@@ -1,5 +1,5 @@
 """Command line: ``ebmlab COMMAND``, COMMAND one of train, resume, sample, evaluate,
-score, detect, denoise, logz, ising, info.
+score, detect, denoise, logz, ising, config, info.
 
 Thin: parse arguments, call library functions, write results. User errors
 print one line on stderr and exit with status 2, without a traceback.
@@ -226,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="torch device: cpu (default), cuda")
 
+    p = sub.add_parser(
+        "config", help="print a complete training config (YAML) that ebmlab train accepts"
+    )
+    p.add_argument(
+        "config", nargs="?", help="YAML config to validate and print with every default filled in"
+    )
+    p.add_argument(
+        "--defaults", action="store_true", help="print the default config (the built-in demo)"
+    )
+    p.add_argument("-o", "--out", help="write the YAML to this file instead of stdout")
+
     sub.add_parser("info", help="print versions, devices and BLAS, for bug reports")
     return parser
 
@@ -249,7 +260,7 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import RunConfig, load_config
+    from .config import RunConfig, commented_yaml, load_config
     from .runs import train_run
 
     cfg = load_config(args.config) if args.config else RunConfig()
@@ -531,6 +542,23 @@ def _ising(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from .config import RunConfig, commented_yaml, load_config
+
+    if args.defaults == (args.config is not None):
+        raise ConfigError("give either --defaults or a config file to validate")
+    cfg = RunConfig() if args.defaults else load_config(args.config)
+    text = commented_yaml(cfg)
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.out} ({exc.strerror})") from None
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from ._info import show_versions
 
@@ -553,6 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "denoise": _denoise,
         "logz": _logz,
         "ising": _ising,
+        "config": _config,
         "info": _info,
     }
     try:

@@ -16,6 +16,7 @@ __all__ = [
     "RunConfig",
     "SamplerConfig",
     "TrainConfig",
+    "commented_yaml",
     "load_config",
     "parse_config",
 ]
@@ -346,6 +347,50 @@ class RunConfig(_Section):
     def to_yaml(self) -> str:
         """Every field written out, defaults included."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def commented_yaml(cfg: RunConfig | None = None, *, width: int = 88) -> str:
+    """A config as YAML with each key's meaning as a comment above it
+    (``ebmlab config --defaults``); it loads back to the same config.
+
+    Arguments:
+        cfg: The config to write; ``None``: the defaults, ``RunConfig()``.
+        width: Wrap the comments at this many characters.
+
+    Returns:
+        YAML text, every key written out.
+
+    Example:
+        >>> text = commented_yaml()
+        >>> parse_config(yaml.safe_load(text)) == RunConfig()
+        True
+    """
+    import textwrap
+
+    cfg = RunConfig() if cfg is None else cfg
+    lines: list[str] = []
+
+    def value(v: Any) -> str:
+        # A one-element flow list gives YAML's inline form of any value.
+        return yaml.safe_dump([v], default_flow_style=True, width=10_000).strip()[1:-1]
+
+    def section(model: BaseModel, indent: str) -> None:
+        for name, field in type(model).model_fields.items():
+            v = getattr(model, name)
+            for line in textwrap.wrap(field.description or "", width - len(indent) - 2):
+                lines.append(f"{indent}# {line}")
+            if isinstance(v, BaseModel):
+                lines.append(f"{indent}{name}:")
+                section(v, indent + "  ")
+            else:
+                lines.append(f"{indent}{name}: {value(_jsonable(v))}")
+
+    section(cfg, "")
+    return "\n".join(lines) + "\n"
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
 
 
 def _section_fields(path: tuple[Any, ...]) -> list[str]:
