@@ -17,10 +17,11 @@ import json
 import pkgutil
 import types
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.structure.files import File, Files
+if TYPE_CHECKING:  # the page generators run without MkDocs too (tests/test_docs.py)
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.structure.files import Files
 
 #: Pages of the API reference, in the order of the layers (docs/architecture.md).
 API_ORDER = (
@@ -205,6 +206,8 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     """Add the generated pages to the site."""
+    from mkdocs.structure.files import File
+
     for name, text in api_pages().items():
         files.append(File.generated(config, f"api/{name}.md", content=text))
     files.append(File.generated(config, "reference/config.md", content=config_page()))

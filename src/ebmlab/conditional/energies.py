@@ -421,6 +421,8 @@ def latent_grid(bounds: Sequence[tuple[float, float]], resolution: int) -> tuple
     return values, float(log_volume)
 
 
+#: The ``reduction`` of :class:`LatentConditionalEnergy` over its latent ``z``: the
+#: minimum over ``z``, or the free energy ``-log sum_z exp(-beta F) / beta``.
 REDUCTIONS = ("min", "free")
 
 
