@@ -7,7 +7,9 @@ Generated at build time, so that they cannot go stale:
   names a submodule's ``__all__`` exports that its package does not re-export);
 * ``api/index.md``: the packages with the first line of each docstring;
 * ``reference/config.md``: every key of the training config (``ebmlab.config``)
-  with its type, default and meaning, read from the pydantic models.
+  with its type, default and meaning, read from the pydantic models;
+* ``reference/cli.md``: every command of ``ebmlab`` with its ``--help``, read from
+  ``ebmlab.cli.build_parser()``.
 """
 
 from __future__ import annotations
@@ -171,6 +173,32 @@ def config_page() -> str:
     return "\n".join(lines)
 
 
+def cli_page() -> str:
+    """Markdown of the command-line reference: each command's ``--help``."""
+    import argparse
+
+    from ebmlab.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in subs._choices_actions}
+    lines = [
+        "# Command line",
+        "",
+        "Every command of `ebmlab` (also `python -m ebmlab`), with the text of its "
+        "`--help`, generated from the parser when the site is built. User mistakes "
+        "print one line and exit with status 2, without a traceback. Training "
+        "configs: [Configuration reference](config.md); data files: "
+        "[Data files](../data-files.md).",
+        "",
+    ]
+    for name, sub in subs.choices.items():
+        sub.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=88)
+        lines += [f"## `ebmlab {name}`", "", helps.get(name) or "", "", "```text"]
+        lines += [sub.format_help().rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
 def _submodel(annotation: Any) -> Any:
     from pydantic import BaseModel
 
@@ -211,4 +239,5 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     for name, text in api_pages().items():
         files.append(File.generated(config, f"api/{name}.md", content=text))
     files.append(File.generated(config, "reference/config.md", content=config_page()))
+    files.append(File.generated(config, "reference/cli.md", content=cli_page()))
     return files

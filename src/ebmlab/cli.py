@@ -189,7 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="descent: MAP by gradient descent; langevin: posterior mean of Langevin chains",
     )
     p.add_argument("--steps", type=int, default=200, help="descent or Langevin steps")
-    p.add_argument("--step-size", type=float, help="step size (default: see the docs)")
+    p.add_argument(
+        "--step-size",
+        type=float,
+        help="first step size (default: noise-std^2 / 4 for Gaussian noise; for missing "
+        "entries the run's sampler.step_size, 0.01 when that is adapted)",
+    )
     p.add_argument("--chains", type=int, default=16, help="Langevin chains per row")
     _common(p)
 
@@ -260,7 +265,7 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import RunConfig, commented_yaml, load_config
+    from .config import RunConfig, load_config
     from .runs import train_run
 
     cfg = load_config(args.config) if args.config else RunConfig()

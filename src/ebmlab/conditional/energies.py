@@ -422,7 +422,7 @@ def latent_grid(bounds: Sequence[tuple[float, float]], resolution: int) -> tuple
 
 
 #: The ``reduction`` of :class:`LatentConditionalEnergy` over its latent ``z``: the
-#: minimum over ``z``, or the free energy ``-log sum_z exp(-beta F) / beta``.
+#: minimum over ``z``, or the free energy ``-(1 / beta) log integral exp(-beta E) dz``.
 REDUCTIONS = ("min", "free")
 
 
