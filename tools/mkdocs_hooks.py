@@ -113,7 +113,7 @@ def api_pages() -> dict[str, str]:
             for name in extra:
                 lines += [f"::: {sub}.{name}", "    options:", "      heading_level: 3", ""]
         pages[short] = "\n".join(lines)
-        summary = (mod.__doc__ or "").strip().splitlines()[0] if mod.__doc__ else ""
+        summary = " ".join((mod.__doc__ or "").strip().split("\n\n")[0].split())
         index.append(f"| [`{full}`]({short}.md) | {summary.replace('|', '/')} |")
     pages["index"] = "\n".join(index) + "\n"
     return pages
