@@ -14,6 +14,9 @@ N the script fits a logistic curve to the fraction recalled versus
 with the standard error of the intercept). The modern network (Ramsauer et
 al. 2020) keeps recalling far beyond ``P = N``.
 
+`--quick` (the documentation site runs it): sizes N = 100, 200, 400 with 100 queries
+each; the full run: N = 200, 400, 800, 1600 with up to 200 queries each.
+
 Run:
 
 ```

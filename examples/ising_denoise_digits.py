@@ -12,6 +12,9 @@ is chosen on validation images (first 200 digits) from a small grid; the pixel
 error is reported on the next 500. The same is shown at the native 8x8 size,
 where strokes are one pixel wide and the prior can help only a little.
 
+`--quick` (the documentation site runs it): 60 validation and 150 test images, 60
+Gibbs sweeps; the full run: 200 and 500 images, 200 sweeps.
+
 Run:
 
 ```

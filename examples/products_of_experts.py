@@ -18,6 +18,9 @@ log-likelihood (experts alone: closed form; products: log Z by quadrature):
 3. the product trained jointly by persistent contrastive divergence with MALA
    negatives (``ebmlab.samplers.MALA``), started from (2).
 
+`--quick` (the documentation site runs it): 100 updates per expert alone, 40 joint
+updates with 500 chains, 50 sampling steps; the full run: 200, 150 with 1,000 chains, 200.
+
 Run:
 
 ```

@@ -9,6 +9,9 @@ is the exact held-out log-likelihood; the script then estimates the same
 (2008), as one would for a larger RBM, and draws digits by block Gibbs
 sampling.
 
+`--quick` (the documentation site runs it): 5 epochs, AIS with 100 chains x 500
+temperatures, 200 Gibbs steps; the full run: 20 epochs, 500 x 3,000, 1,000 steps.
+
 Run:
 
 ```
