@@ -193,7 +193,7 @@ def cli_page() -> str:
         "",
     ]
     for name, sub in subs.choices.items():
-        sub.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=88)
+        sub.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=76)
         lines += [f"## `ebmlab {name}`", "", helps.get(name) or "", "", "```text"]
         lines += [sub.format_help().rstrip(), "```", ""]
     return "\n".join(lines)
