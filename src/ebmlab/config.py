@@ -209,8 +209,8 @@ class ObjectiveConfig(_Section):
     estimation (``nce``). Keys that an objective does not use are ignored by it."""
 
     name: Literal["cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce"] = "pcd"
-    """cd, pcd, short-run (contrastive divergence), sm, dsm, ssm (score matching) or nce (noise-
-    contrastive estimation); see docs/objectives.md."""
+    """cd, pcd, short-run (contrastive divergence), sm, dsm, ssm (score matching) or nce
+    (noise-contrastive estimation); see docs/objectives.md."""
     n_steps: int = Field(10, ge=0)
     """CD family: MCMC steps per update for the negatives."""
     alpha: float = Field(0.0, ge=0.0)
