@@ -10,7 +10,7 @@ STAMP := $(VENV)/.ebmlab-installed
 # for a newer (CUDA) build while resolving ebmlab's "torch>=..." requirement.
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck install clean bench dist fuzz reliability
+.PHONY: demo test lint typecheck install clean bench dist fuzz reliability docs docs-check
 
 install: $(STAMP)
 
@@ -53,8 +53,28 @@ dist: $(STAMP)
 	$(PY) -m twine check --strict dist/*
 	$(PY) tools/check_dist.py dist
 
+# The documentation site (mkdocs.yml): MkDocs Material, the API and configuration
+# references generated from the code (tools/mkdocs_hooks.py), tutorials/ and examples/
+# run by mkdocs-gallery. Strict: any warning fails. Output: site/.
+# EBMLAB_DOCS_RUN=false skips running the scripts (a quick look at the pages).
+DOCS_STAMP := $(VENV)/.ebmlab-docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PIP) -e ".[dev,docs]" "$(TORCH_SPEC)"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=agg \
+		$(VENV)/bin/mkdocs build --strict
+
+# The built site in a real browser: Debian's headless Chromium (installed if missing)
+# loads the index and an API page from a local server; console errors fail.
+docs-check: docs
+	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium) \
+		|| sudo apt-get install -y -q chromium
+	$(PY) tools/check_site.py site
+
 bench: $(STAMP)
 	$(PY) benchmarks/sampling.py
 
 clean:
-	rm -rf $(VENV) runs dist fuzz-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs dist site docs/generated fuzz-artifacts .pytest_cache .mypy_cache .ruff_cache

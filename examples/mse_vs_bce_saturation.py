@@ -1,4 +1,4 @@
-"""Why squared error on a sigmoid output learns slowly when the output saturates.
+"""# Why squared error on a sigmoid output learns slowly when the output saturates.
 
 Both losses are negative log-likelihoods of energies with a known normalizer:
 
@@ -17,7 +17,11 @@ the first is about 3e-4 and the second about 1: the error is largest exactly
 where squared error stops learning. Part 2 trains logistic regression from such
 a saturated, wrong start with both losses and plain gradient descent.
 
-Run: .venv/bin/python examples/mse_vs_bce_saturation.py   (a few seconds)
+Run:
+
+```
+.venv/bin/python examples/mse_vs_bce_saturation.py   (a few seconds)
+```
 """
 
 from __future__ import annotations

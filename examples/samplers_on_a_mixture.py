@@ -1,6 +1,11 @@
-"""Compare Langevin, MALA and HMC on a Gaussian mixture with a known answer.
+"""# Compare Langevin, MALA and HMC on a Gaussian mixture with a known answer.
 
-Run: .venv/bin/python examples/samplers_on_a_mixture.py
+Run:
+
+```
+.venv/bin/python examples/samplers_on_a_mixture.py
+```
+
 Prints each sampler's acceptance, its estimate of the mean, and the exact mean.
 """
 

@@ -1,4 +1,4 @@
-"""Shaping an energy by architecture: the volume of low energy is fixed by design.
+"""# Shaping an energy by architecture: the volume of low energy is fixed by design.
 
 When no setting of the weights can give low energy to more than a fixed
 volume, pushing the data's energy down (the plain energy loss, no negative
@@ -15,7 +15,11 @@ the share of that box with energy below the data's 95th percentile: small, and
 it cannot grow by training. For contrast, an MLP energy trained the same way
 is pushed down everywhere (its energies run off to minus infinity).
 
-Run: .venv/bin/python examples/shape_energy_architectural.py   (a few seconds)
+Run:
+
+```
+.venv/bin/python examples/shape_energy_architectural.py   (a few seconds)
+```
 """
 
 from __future__ import annotations

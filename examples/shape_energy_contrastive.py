@@ -1,4 +1,4 @@
-"""Shaping an energy by contrast: push the right answer down, wrong answers up.
+"""# Shaping an energy by contrast: push the right answer down, wrong answers up.
 
 Part 1, one-to-many regression: y = +sqrt(x) or -sqrt(x) (plus noise), so a
 good model gives two answers for every x > 0. A conditional energy F(x, y) (an
@@ -24,7 +24,11 @@ answer is the lowest-energy wrong class, found by enumeration. Every loss that
 pushes wrong answers up learns; the energy loss, with no push-up term, lags far
 behind. (lvq2 assumes positive energies; these linear ones are not, yet it learns.)
 
-Run: .venv/bin/python examples/shape_energy_contrastive.py   (about 20 s on 2 CPU cores)
+Run:
+
+```
+.venv/bin/python examples/shape_energy_contrastive.py   (about 20 s on 2 CPU cores)
+```
 """
 
 from __future__ import annotations

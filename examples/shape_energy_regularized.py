@@ -1,4 +1,4 @@
-"""Shaping an energy by regularization: sparse coding with an L1 latent penalty.
+"""# Shaping an energy by regularization: sparse coding with an L1 latent penalty.
 
 E(y) = min_z 1/2 |y - D z|^2 + lambda |z|_1, with D an overcomplete dictionary
 (32 unit-norm atoms in R^16). The latent code z is found by ISTA inside the
@@ -14,7 +14,11 @@ the same norm, the share of those random points whose energy is below the
 data's median energy (for the flat energy, only rounding noise decides), and how many
 hidden atoms have a learned atom with cosine similarity above 0.95.
 
-Run: .venv/bin/python examples/shape_energy_regularized.py   (a few seconds)
+Run:
+
+```
+.venv/bin/python examples/shape_energy_regularized.py   (a few seconds)
+```
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Command line: ``ebmlab COMMAND``, COMMAND one of train, resume, sample, evaluate,
-score, detect, denoise, logz, ising, info.
+score, detect, denoise, logz, ising, config, info.
 
 Thin: parse arguments, call library functions, write results. User errors
 print one line on stderr and exit with status 2, without a traceback.
@@ -197,7 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="descent: MAP by gradient descent; langevin: posterior mean of Langevin chains",
     )
     p.add_argument("--steps", type=int, default=200, help="descent or Langevin steps")
-    p.add_argument("--step-size", type=float, help="step size (default: see the docs)")
+    p.add_argument(
+        "--step-size",
+        type=float,
+        help="first step size (default: noise-std^2 / 4 for Gaussian noise; for missing "
+        "entries the run's sampler.step_size, 0.01 when that is adapted)",
+    )
     p.add_argument("--chains", type=int, default=16, help="Langevin chains per row")
     _common(p)
 
@@ -233,6 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="torch device: cpu (default), cuda")
+
+    p = sub.add_parser(
+        "config", help="print a complete training config (YAML) that ebmlab train accepts"
+    )
+    p.add_argument(
+        "config", nargs="?", help="YAML config to validate and print with every default filled in"
+    )
+    p.add_argument(
+        "--defaults", action="store_true", help="print the default config (the built-in demo)"
+    )
+    p.add_argument("-o", "--out", help="write the YAML to this file instead of stdout")
 
     sub.add_parser("info", help="print versions, devices and BLAS, for bug reports")
     return parser
@@ -561,6 +577,23 @@ def _ising(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from .config import RunConfig, commented_yaml, load_config
+
+    if args.defaults == (args.config is not None):
+        raise ConfigError("give either --defaults or a config file to validate")
+    cfg = RunConfig() if args.defaults else load_config(args.config)
+    text = commented_yaml(cfg)
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.out} ({exc.strerror})") from None
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from ._info import show_versions
 
@@ -583,6 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "denoise": _denoise,
         "logz": _logz,
         "ising": _ising,
+        "config": _config,
         "info": _info,
     }
     try:

@@ -16,6 +16,7 @@ __all__ = [
     "RunConfig",
     "SamplerConfig",
     "TrainConfig",
+    "commented_yaml",
     "load_config",
     "parse_config",
 ]
@@ -32,7 +33,9 @@ from .errors import ConfigError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+    )
 
 
 class ImageScalingConfig(_Section):
@@ -40,11 +43,15 @@ class ImageScalingConfig(_Section):
     ``low``/``high`` go to -1/+1; samples are written back in ``dtype`` and ``layout``."""
 
     low: float
+    """Pixel value mapped to -1 (e.g. 0 for uint8 images)."""
     high: float
+    """Pixel value mapped to +1 (e.g. 255 for uint8 images)."""
     dtype: str
+    """NumPy dtype of the user's pixels; samples are written back in it."""
     layout: Literal["NHW", "NCHW", "NHWC"]
-    # (C, H, W) of one image inside the library.
+    """Axis order of the user's array: NHW (grey), NCHW or NHWC; samples are written back in it."""
     shape: list[int] = Field(default_factory=list)
+    """(C, H, W) of one image inside the library."""
 
 
 class DataConfig(_Section):
@@ -52,12 +59,22 @@ class DataConfig(_Section):
     (a file, a folder, an IDX file or ``builtin:digits`` / ``builtin:mnist5k``)."""
 
     toy: str | None = "eight_gaussians"
+    """Built-in toy distribution (`ebmlab.data.TOYS`, e.g. eight_gaussians, two_moons); used when
+    `file` is null."""
     file: str | None = None
-    # Set for image runs: the scaling recorded when the images were first read.
+    """User data: a .npy/.npz/.csv of rows, or images (.npy/.npz arrays, a folder of PNG/JPEG, an
+    MNIST IDX file, builtin:digits, builtin:mnist5k). Takes precedence over `toy`; relative
+    paths are read from the working directory."""
     image: ImageScalingConfig | None = None
+    """Set for image runs when the images are first read: the recorded pixel scaling (written to
+    the run's config.yaml; leave it out in a new config)."""
     n_train: int = Field(50_000, ge=1)
+    """Training points drawn from the toy (toys only)."""
     n_test: int = Field(20_000, ge=1)
+    """Held-out points drawn from the toy, with another seed (toys only)."""
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    """Share of the rows of `file` held out for evaluation: a random split seeded by `seed`
+    (images: stratified by label)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -72,17 +89,28 @@ class ModelConfig(_Section):
     network (``resnet``: ``channels`` per stage, ``depth`` blocks per stage)."""
 
     type: Literal["mlp", "conv", "resnet"] = "mlp"
+    """Energy network: mlp (over flattened inputs), conv (strided CNN, images) or resnet (images).
+    """
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64])
+    """conv: channels of each layer; resnet: channels of each stage."""
     depth: int = Field(1, ge=1)
+    """resnet: residual blocks per stage."""
     hidden: list[int] = Field(default_factory=lambda: [64, 64, 64])
+    """mlp: widths of the hidden layers; conv: widths of the head."""
     activation: Literal["silu", "swish", "elu", "softplus", "tanh", "gelu"] = "silu"
+    """Nonlinearity between layers."""
     spectral_norm: bool = False
+    """Spectral normalization of every layer (bounds the network's Lipschitz constant)."""
     base_scale: float | None = Field(4.0, gt=0.0)
+    """Standard deviation s of a Gaussian reference term |x|^2 / (2 s^2) added to the energy,
+    which keeps exp(-E) integrable; null: none."""
     fourier_features: int = Field(0, ge=0)
+    """mlp: number of random Fourier frequencies fed to the network besides x (0: none)."""
     fourier_scale: float = Field(0.5, gt=0.0)
-    # Objective jem: the label values (recorded from the data on the first read);
-    # the network then outputs one logit per class.
+    """mlp: standard deviation of the random Fourier frequencies."""
     classes: list[int] | None = None
+    """jem: the label values, recorded from the data on the first read; the network then
+    outputs one logit per class. null: unlabelled."""
 
 
 class SamplerConfig(_Section):
@@ -99,23 +127,38 @@ class SamplerConfig(_Section):
     """
 
     method: Literal["langevin", "ula", "mala", "hmc", "chees", "pt"] = "mala"
+    """MCMC transition: langevin/ula (unadjusted), mala, hmc, chees (ChEES-HMC) or pt (parallel
+    tempering over `pt_base`)."""
     step_size: float | None = Field(None, gt=0.0)
+    """Fixed step size; null adapts it (Metropolis samplers) or uses 0.01 (Langevin)."""
     noise_scale: float | None = Field(None, ge=0.0)
+    """Langevin: standard deviation of the injected noise; null: the exact sqrt(2 * step_size)."""
     n_leapfrog: int = Field(5, ge=1)
+    """hmc: leapfrog steps per transition."""
     trajectory_length: float | None = Field(None, gt=0.0)
+    """chees: initial trajectory length; null: adapted from the step size."""
     target_accept: float | None = Field(None, gt=0.0, lt=1.0)
+    """Acceptance the step-size adaptation aims at; null: the sampler's own default."""
     warmup: int = Field(500, ge=0)
+    """Warm-up steps (step size and mass) before final samples are drawn, then frozen."""
     adapt_mass: bool = True
+    """Adapt a diagonal mass (preconditioner) during warm-up."""
     n_replicas: int = Field(8, ge=2)
+    """pt: number of temperatures."""
     beta_min: float = Field(0.01, gt=0.0, lt=1.0)
+    """pt: lowest inverse temperature."""
     pt_base: Literal["mala", "hmc", "chees"] = "mala"
+    """pt: the transition that moves each replica (and that training uses)."""
     grad_clip: float | None = Field(None, gt=0.0)
-    # Per-coordinate gradient clamp (the per-pixel clamp of image recipes).
+    """Langevin: clip each chain's gradient to this norm; null: no clipping."""
     grad_clamp: float | None = Field(None, gt=0.0)
+    """Langevin: clamp each coordinate of the gradient to this magnitude (the per-pixel clamp of
+    image recipes); null: none."""
     clamp: tuple[float, float] | None = None
-    # The fast path: blocked MLP gradients on the CPU, torch.compile (CUDA
-    # graphs on GPU) otherwise; same chains in distribution (docs/scaling.md).
+    """Langevin: clamp the chains to [low, high] after each step; null: no clamping."""
     compile: bool = False
+    """The fast path: blocked MLP gradients on the CPU, torch.compile (CUDA graphs on GPU)
+    otherwise; the same chains in distribution (docs/scaling.md)."""
 
     @property
     def base_method(self) -> str:
@@ -173,41 +216,58 @@ class ObjectiveConfig(_Section):
     Keys that an objective does not use are ignored by it."""
 
     name: Literal["cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce", "jem"] = "pcd"
+    """cd, pcd, short-run (contrastive divergence), sm, dsm, ssm (score matching), nce
+    (noise-contrastive estimation) or jem (labelled images: classifier and energy);
+    see docs/objectives.md and docs/images.md."""
     n_steps: int = Field(10, ge=0)
+    """CD family: MCMC steps per update for the negatives."""
     alpha: float = Field(0.0, ge=0.0)
+    """CD family: weight of the energy-magnitude regularizer alpha * (E+^2 + E-^2)."""
     n_chains: int | None = Field(None, ge=1)
+    """CD family: persistent chains or replay-buffer size; null: the batch size."""
     reinit_prob: float = Field(0.0, ge=0.0, le=1.0)
+    """CD family: probability that a chain restarts from `restart` at each update."""
     reservoir: bool = False
-    # Fresh chain starts: uniform over the data's box, or a training point plus
-    # Gaussian noise of std restart_noise ("data").
+    """CD family: replay buffer filled by reservoir sampling instead of overwriting."""
     restart: Literal["uniform", "data"] = "uniform"
+    """CD family: fresh chain starts, uniform over the data's box, or a training point plus
+    Gaussian noise of std `restart_noise` (data)."""
     restart_noise: float = Field(0.5, ge=0.0)
-    # Gaussian noise added to each data batch (image recipes).
+    """CD family: noise std of `restart: data`."""
     data_noise: float = Field(0.0, ge=0.0)
-    # Improved contrastive divergence (Du et al. 2021): weight of the KL term (0: off).
+    """Std of Gaussian noise added to each data batch (image recipes); 0: none."""
     kl_weight: float = Field(0.0, ge=0.0)
-    # sm: exact Hessian trace up to exact_max_dim dimensions, else Hutchinson's estimate.
+    """CD family: weight of the KL term of improved contrastive divergence (Du et al. 2021); 0:
+    off."""
     hessian: Literal["auto", "exact", "hutchinson"] = "auto"
+    """sm: exact Hessian trace (auto: up to a few dimensions) or Hutchinson's estimate."""
     n_probes: int = Field(1, ge=1)
-    # dsm: one noise level, or several (noise_levels overrides noise_std).
+    """sm with Hutchinson's estimate: random probes per point."""
     noise_std: float = Field(0.1, gt=0.0)
+    """dsm: the one noise level."""
     noise_levels: list[float] | None = None
-    # ssm: projections per point, variance-reduced form, direction distribution.
+    """dsm: several noise levels (overrides `noise_std`); null: one level."""
     n_projections: int = Field(1, ge=1)
+    """ssm: random projections per point."""
     variance_reduction: bool = True
+    """ssm: the variance-reduced form (Gaussian projections)."""
     projection: Literal["gaussian", "rademacher"] = "gaussian"
-    # nce: noise samples per data point; the noise is a Gaussian ("gaussian") or a
-    # Gaussian mixture of noise_components components ("mixture") fitted to the training
-    # data, widened by noise_scale.
+    """ssm: distribution of the projection directions."""
     noise_ratio: float = Field(1.0, gt=0.0)
+    """nce: noise samples per data point."""
     noise: Literal["gaussian", "mixture"] = "gaussian"
+    """nce: the noise distribution, a Gaussian or a Gaussian mixture fitted to the training data.
+    """
     noise_components: int = Field(8, ge=1)
+    """nce with `noise: mixture`: number of components."""
     noise_scale: float = Field(1.0, gt=0.0)
-    # jem: weight of the contrastive term (0: a plain classifier), class-conditional
-    # negatives, cross-entropy label smoothing.
+    """nce: widening factor of the fitted noise distribution."""
     generative_weight: float = Field(1.0, ge=0.0)
+    """jem: weight of the contrastive term on E(x) (0: a plain classifier)."""
     conditional: bool = False
+    """jem: class-conditional negatives, each chain sampling E(x, y) for a random class."""
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    """jem: label smoothing of the cross-entropy term."""
 
     @model_validator(mode="after")
     def _positive_levels(self) -> ObjectiveConfig:
@@ -224,57 +284,132 @@ class TrainConfig(_Section):
     """The optimization loop."""
 
     steps: int = Field(5000, ge=0)
+    """Parameter updates in all."""
     batch_size: int = Field(512, ge=1)
+    """Data points per update."""
     lr: float = Field(5e-3, gt=0.0)
+    """Peak learning rate of Adam (AdamW when `weight_decay` > 0)."""
     betas: tuple[float, float] = (0.9, 0.999)
+    """Adam's betas."""
     weight_decay: float = Field(0.0, ge=0.0)
+    """Decoupled weight decay (AdamW); 0: none."""
     lr_schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    """Decay of the learning rate after warm-up: constant, cosine or linear to 0."""
     warmup_steps: int = Field(100, ge=0)
+    """Linear learning-rate warm-up from 0 over this many updates."""
     grad_clip: float | None = Field(None, gt=0.0)
-    # Exponential moving average of the weights (e.g. 0.999): the run keeps the average.
+    """Clip the global gradient norm to this value; null: no clipping."""
     ema: float | None = Field(None, gt=0.0, lt=1.0)
+    """Exponential moving average of the weights (e.g. 0.999): the run keeps the average; null:
+    none."""
     log_every: int = Field(50, ge=1)
+    """Updates between rows of metrics.csv."""
     checkpoint_every: int = Field(200, ge=0)
+    """Updates between checkpoints (0: only at the end)."""
     threads: int | None = Field(None, ge=1)
-    # Also write TensorBoard event files into the run directory (ebmlab[tensorboard]).
+    """torch CPU threads; null: torch's default (one thread for a small MLP in 1-3 D)."""
     tensorboard: bool = False
+    """Also write TensorBoard event files into the run directory (needs ebmlab[tensorboard])."""
 
 
 class EvaluateConfig(_Section):
     """Final evaluation: samples, exact NLL by quadrature, MMD."""
 
     n_samples: int = Field(5000, ge=10)
+    """Final samples drawn for the figures and sample metrics."""
     sample_steps: int = Field(500, ge=0)
+    """MCMC steps of each final chain (after warm-up)."""
     quadrature_resolution: int | None = Field(None, ge=8)
+    """Cells per axis of the finest grid of the exact log Z by quadrature (1-3 dimensions);
+    null: chosen by the dimension."""
     mmd_samples: int = Field(2000, ge=10)
+    """Points of each set in the MMD between samples and held-out data."""
     entropy_samples: int = Field(1_000_000, ge=100)
-    # log Z above 3 dimensions (quadrature below): AIS, or BDMC for a bracket.
+    """Monte Carlo points of the toy's entropy (the NLL floor no model can beat)."""
     log_z_method: Literal["ais", "bdmc"] = "ais"
+    """log Z above 3 dimensions (quadrature below): ais, or bdmc for a bracket."""
     ais_chains: int = Field(256, ge=2)
+    """AIS chains."""
     ais_temperatures: int = Field(1000, ge=1)
+    """AIS intermediate temperatures."""
 
 
 class RunConfig(_Section):
     """A whole run: what ``ebmlab train`` reads and writes to ``config.yaml``."""
 
     name: str = "demo"
+    """Run name: the run directory is runs/NAME unless `--out` is given."""
     seed: int = 0
+    """Seed of the initialization, the data split, batches and sampling."""
     device: str = "cpu"
+    """Torch device: cpu, cuda, cuda:1, ..."""
     dtype: Literal["float32", "float64"] = "float32"
+    """Floating-point precision of the model and data."""
     data: DataConfig = Field(default_factory=lambda: DataConfig())
+    """Where the training data comes from."""
     model: ModelConfig = Field(default_factory=lambda: ModelConfig())
+    """The energy network."""
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig())
+    """The MCMC transition for negatives and final samples."""
     objective: ObjectiveConfig = Field(default_factory=lambda: ObjectiveConfig())
+    """The training objective."""
     train: TrainConfig = Field(default_factory=lambda: TrainConfig())
+    """The optimization loop."""
     evaluate: EvaluateConfig = Field(default_factory=lambda: EvaluateConfig())
+    """The final evaluation."""
 
     def to_yaml(self) -> str:
         """Every field written out, defaults included."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+def commented_yaml(cfg: RunConfig | None = None, *, width: int = 88) -> str:
+    """A config as YAML with each key's meaning as a comment above it
+    (``ebmlab config --defaults``); it loads back to the same config.
+
+    Arguments:
+        cfg: The config to write; ``None``: the defaults, ``RunConfig()``.
+        width: Wrap the comments at this many characters.
+
+    Returns:
+        YAML text, every key written out.
+
+    Example:
+        >>> text = commented_yaml()
+        >>> parse_config(yaml.safe_load(text)) == RunConfig()
+        True
+    """
+    import textwrap
+
+    cfg = RunConfig() if cfg is None else cfg
+    lines: list[str] = []
+
+    def value(v: Any) -> str:
+        # A one-element flow list gives YAML's inline form of any value.
+        return yaml.safe_dump([v], default_flow_style=True, width=10_000).strip()[1:-1]
+
+    def section(model: BaseModel, indent: str) -> None:
+        for name, field in type(model).model_fields.items():
+            v = getattr(model, name)
+            for line in textwrap.wrap(field.description or "", width - len(indent) - 2):
+                lines.append(f"{indent}# {line}")
+            if isinstance(v, BaseModel):
+                lines.append(f"{indent}{name}:")
+                section(v, indent + "  ")
+            else:
+                lines.append(f"{indent}{name}: {value(_jsonable(v))}")
+
+    section(cfg, "")
+    return "\n".join(lines) + "\n"
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
 def _section_fields(path: tuple[Any, ...]) -> list[str]:
     model: Any = RunConfig
+    """The energy network."""
     for part in path[:-1]:
         field = model.model_fields.get(part)
         if field is None or not isinstance(field.annotation, type):

@@ -421,6 +421,8 @@ def latent_grid(bounds: Sequence[tuple[float, float]], resolution: int) -> tuple
     return values, float(log_volume)
 
 
+#: The ``reduction`` of :class:`LatentConditionalEnergy` over its latent ``z``: the
+#: minimum over ``z``, or the free energy ``-(1 / beta) log integral exp(-beta E) dz``.
 REDUCTIONS = ("min", "free")
 
 

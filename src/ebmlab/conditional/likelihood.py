@@ -261,6 +261,7 @@ class ExponentialEnergy(ConditionalEnergy):
         return self(x, y) + self.log_z(x)
 
 
+#: The families of :func:`fit_mle`, each fitted by maximum likelihood in closed form.
 FAMILIES = ("gaussian", "bernoulli", "categorical", "exponential")
 
 

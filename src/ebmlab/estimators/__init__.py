@@ -14,6 +14,10 @@ hyperparameters stored verbatim, fitted attributes ending in ``_``):
 * :class:`BernoulliRBM` (``rbm.py``): scikit-learn's RBM API over
   :mod:`ebmlab.boltzmann`.
 
+Also public in their modules: ``classifier.expected_calibration_error`` and
+``classifier.make_mlp`` (the default backbone); ``denoiser.psnr``,
+``denoiser.METHODS`` and ``denoiser.NOISE_MODELS``.
+
 Shared checks and set-up in ``_common.py``. Builds on the model families,
 :mod:`ebmlab.objectives`, :mod:`ebmlab.train`, :mod:`ebmlab.partition` and
 :mod:`ebmlab.samplers`; imported on first use of ``ebmlab.estimators``.

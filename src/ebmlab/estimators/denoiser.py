@@ -54,7 +54,10 @@ from ..train.loop import TrainSettings
 from ._common import check_int_params, fit_resumable, resolve_device, torch_generator
 from ._common import validate_data as _validate_data
 
+#: Corruptions :class:`EnergyDenoiser` can undo.
 NOISE_MODELS = ("gaussian", "salt-and-pepper", "mask")
+#: Restorations of :class:`EnergyDenoiser`: Tweedie's formula (one gradient), MAP by
+#: gradient descent, or the posterior mean of Langevin chains.
 METHODS = ("tweedie", "descent", "langevin")
 
 

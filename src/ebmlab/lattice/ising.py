@@ -105,7 +105,7 @@ def greedy_coloring(edges: Tensor, n_sites: int) -> list[Tensor]:
     updated at once (block Gibbs).
 
     Arguments:
-        edges: Bonds, shape ``(2, M)``, site indices in ``[0, n_sites)``.
+        edges: Bonds, shape ``(2, M)``, site indices ``i`` with ``0 <= i < n_sites``.
         n_sites: Number of sites.
 
     Returns:

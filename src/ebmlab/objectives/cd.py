@@ -55,6 +55,8 @@ from ..samplers.replay import ReplayBuffer
 #: ``init_fn(n, generator) -> Tensor (n, *event_shape)``: fresh chain starts.
 InitFn = Callable[[int, "torch.Generator | None"], Tensor]
 
+#: The ``mode`` values of :class:`ContrastiveDivergence`: ``cd`` (chains from the data),
+#: ``pcd`` (persistent chains), ``short-run`` (fresh chains from noise each update).
 CD_MODES = ("cd", "pcd", "short-run")
 
 

@@ -52,6 +52,8 @@ from torch import Tensor
 
 from .._types import EnergyFn
 
+#: How exact score matching gets the Hessian trace: ``exact`` (one backward pass per
+#: dimension), ``hutchinson`` (random probes) or ``auto`` (exact in low dimension).
 HESSIAN_METHODS = ("auto", "exact", "hutchinson")
 PROJECTIONS = ("rademacher", "gaussian")
 

@@ -17,6 +17,7 @@ __all__ = ["SCHEDULES", "annealing_schedule", "check_betas", "interp"]
 import torch
 from torch import Tensor
 
+#: Names of the built-in annealing schedules (the inverse temperatures from 0 to 1).
 SCHEDULES = ("adaptive", "linear", "sigmoid")
 
 
@@ -51,6 +52,16 @@ def annealing_schedule(name: str, n_temperatures: int, *, sharpness: float = 4.0
 
 
 def check_betas(betas: Tensor) -> Tensor:
+    """An explicit annealing schedule, checked: 1-D float64 on the CPU, strictly increasing
+    from 0.0 to 1.0.
+
+    Raises:
+        ValueError: The schedule does not start at 0, end at 1, or increase.
+
+    Example:
+        >>> check_betas(torch.tensor([0.0, 0.5, 1.0])).dtype
+        torch.float64
+    """
     b = torch.as_tensor(betas, dtype=torch.float64).flatten().cpu()
     if b.numel() < 2 or float(b[0]) != 0.0 or float(b[-1]) != 1.0:
         raise ValueError("an explicit schedule must start at 0.0 and end at 1.0")

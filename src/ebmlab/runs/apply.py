@@ -337,6 +337,8 @@ def iter_detect_run(
 
 #: ``ebmlab denoise`` noise models and restoration methods.
 DENOISE_NOISES = ("gaussian", "mask")
+#: Restorations of ``ebmlab denoise`` (:func:`denoise_run`): MAP by gradient descent, or
+#: the posterior mean of Langevin chains.
 DENOISE_METHODS = ("descent", "langevin")
 
 
