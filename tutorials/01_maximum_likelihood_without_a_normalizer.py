@@ -141,8 +141,9 @@ fig.tight_layout()
 
 # %%
 # Both curves fall together (the box even faster than the data): the data's
-# energy is not lowered *relative* to anything. That is what "predicts high values everywhere" looks like in energy
-# terms. The missing ingredient is the gradient of $\log Z$.
+# energy is not lowered *relative* to anything. That is what "predicts high
+# values everywhere" looks like in energy terms. The missing ingredient is the
+# gradient of $\log Z$.
 #
 # ## The gradient of log Z is an expectation under the model
 #

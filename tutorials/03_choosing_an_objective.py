@@ -4,11 +4,11 @@ r"""
 ebmlab has three families of objectives for energies whose normalizer is
 unknown (`docs/objectives.md` has the details):
 
-| family | names | needs model samples? | learns $\log Z$? | what it fits |
+| family | names | samples the model? | learns $\log Z$? | fits |
 |---|---|---|---|---|
-| contrastive divergence | `cd`, `pcd`, `short-run` | yes, by MCMC | no | the likelihood gradient, as well as the chains allow |
-| score matching | `sm`, `ssm`, `dsm` | no | no | the score $-\nabla_x E$ (Fisher divergence) |
-| noise-contrastive estimation | `nce` | no (noise samples) | yes | a classifier of data against noise |
+| contrastive divergence | `cd`, `pcd`, `short-run` | yes, by MCMC | no | the NLL gradient |
+| score matching | `sm`, `ssm`, `dsm` | no | no | the score $-\nabla_x E$ |
+| noise-contrastive | `nce` | no (noise) | yes | data against noise |
 
 Every objective maps `(energy, batch, state)` to `(loss, diagnostics, state)`
 and trains through the same `ebmlab.train.fit`, so switching is one line. This

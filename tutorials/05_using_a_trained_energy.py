@@ -106,7 +106,9 @@ mask[:, 32:] = False  # the bottom half of every image is unknown
 inpainted = denoiser.set_params(noise="mask").transform(np.where(mask, X_test, 0.0), mask=mask)
 mse_mean = np.mean((X_train.mean(0)[32:] - X_test[:, 32:]) ** 2)
 mse_inpaint = np.mean((inpainted[:, 32:] - X_test[:, 32:]) ** 2)
-print(f"bottom half: error of the training mean {mse_mean:.4f}, of the inpainting {mse_inpaint:.4f}")
+print(
+    f"bottom half: error of the training mean {mse_mean:.4f}, of the inpainting {mse_inpaint:.4f}"
+)
 
 rows = [
     ("clean", X_test),
@@ -159,7 +161,9 @@ jem = results["JEM"][0]
 noise_images = rng.rand(200, 64)
 e_digits = -jem.score_samples(X_test)
 e_noise = -jem.score_samples(noise_images)
-auc = roc_auc_score(np.r_[np.zeros(len(e_digits)), np.ones(len(e_noise))], np.r_[e_digits, e_noise])
+auc = roc_auc_score(
+    np.r_[np.zeros(len(e_digits)), np.ones(len(e_noise))], np.r_[e_digits, e_noise]
+)
 print(f"JEM energy: digits {np.median(e_digits):.2f} (median), noise {np.median(e_noise):.2f}")
 print(f"ROC AUC digits vs noise: {auc:.3f}")
 

@@ -119,8 +119,11 @@ for loss, F in models.items():
     with torch.no_grad():
         e = F(xx.reshape(-1, 1), yy.reshape(-1, 1))
         e_data = F(x, y)
-    print(f"{loss:<7} energy range over the plane {float(e.max() - e.min()):8.3f}; "
-          f"mean on data {float(e_data.mean()):9.3f}, over the plane {float(e.mean()):9.3f}")  # fmt: skip
+    spread = float(e.max() - e.min())
+    print(
+        f"{loss:<7} energy range over the plane {spread:8.3f}; "
+        f"mean on data {float(e_data.mean()):9.3f}, over the plane {float(e.mean()):9.3f}"
+    )
 
 # %%
 # * The **energy** loss has no term that pushes anything up, so the cheapest way
@@ -159,8 +162,9 @@ for loss in sorted(set(LOSS_FUNCTIONALS) - {"margin", "mmi"}):
 # Every loss with a push-up term learns; the plain energy loss, with none, lags
 # far behind. `mce` is slower than the rest: it is a sigmoid of the energy
 # difference, whose gradient vanishes for answers that are badly wrong, the
-# saturation of squared error on a sigmoid from tutorial 2. (`margin` and `mmi` are aliases of `hinge` and `nll`. `lvq2`
-# assumes positive energies; these linear ones are not, yet it learns.)
+# saturation of squared error on a sigmoid from tutorial 2. (`margin` and `mmi`
+# are aliases of `hinge` and `nll`. `lvq2` assumes positive energies; these
+# linear ones are not, yet it learns.)
 #
 # The other way to avoid collapse is architectural: an energy that *cannot* be
 # low on more than a fixed volume (PCA, K-means, sparse coding: see

@@ -64,8 +64,9 @@ print(f"({time.perf_counter() - t0:.1f} s)")
 t_fine = np.linspace(1.4, 3.1, 200)
 fig, ax = plt.subplots(figsize=(6, 3.4))
 ax.plot(t_fine, [onsager_magnetization(t) for t in t_fine], "k-", label="Onsager, L = inf")
-ax.errorbar(temps, [o["magnetization"] for o in sim], yerr=[2 * o["magnetization_stderr"] for o in sim],
-            fmt="o", label=f"Wolff, L = {L} (± 2 SE)")  # fmt: skip
+m_sim = [o["magnetization"] for o in sim]
+m_err = [2 * o["magnetization_stderr"] for o in sim]
+ax.errorbar(temps, m_sim, yerr=m_err, fmt="o", label=f"Wolff, L = {L} (± 2 SE)")
 ax.axvline(CRITICAL_TEMPERATURE, color="C3", ls=":", label="T_c")
 ax.set_xlabel("temperature T")
 ax.set_ylabel("|magnetization| per spin")
@@ -107,7 +108,9 @@ for method, options in (("icm", {}), ("gibbs", {"n_sweeps": 60, "burn_in": 6})):
 fig, axes = plt.subplots(3, 6, figsize=(8, 4.2))
 best = min(restored, key=lambda k: pixel_error(restored[k], clean))
 for c in range(6):
-    for r, (name, imgs) in enumerate((("clean", clean), ("noisy", noisy), (str(best), restored[best]))):
+    for r, (name, imgs) in enumerate(
+        (("clean", clean), ("noisy", noisy), (str(best), restored[best]))
+    ):
         axes[r, c].imshow(imgs[c], cmap="gray_r")
         axes[r, c].axis("off")
         if c == 0:
@@ -134,7 +137,9 @@ rbm = BernoulliRBM(
     momentum=0.8, weight_decay=1e-4, training="cd-1", random_state=0,
 ).fit(train)  # fmt: skip
 print(f"fitted in {time.perf_counter() - t0:.1f} s; exact log Z = {rbm.log_z_:.3f}")
-print(f"held-out log-likelihood {rbm.score(test):.3f} nats per image (train {rbm.score(train):.3f})")
+print(
+    f"held-out log-likelihood {rbm.score(test):.3f} nats per image (train {rbm.score(train):.3f})"
+)
 module = rbm.model_.double()
 ais = module.ais_log_z(n_chains=100, n_betas=500, data=torch.as_tensor(train), generator=g)
 print(f"RBM AIS estimate of the same log Z: {ais.value:.3f} ± {ais.stderr:.3f} "
@@ -203,8 +208,12 @@ fig.tight_layout()
 # narrow in $x_2$, multiply to a small blob where they cross. `SumEnergy` is the
 # product; its $\log Z$, no longer the sum of the experts', comes by quadrature:
 f64 = torch.float64
-vertical = Gaussian(torch.tensor([1.0, 0.0], dtype=f64), torch.diag(torch.tensor([0.05, 9.0], dtype=f64)))
-horizontal = Gaussian(torch.tensor([0.0, -1.0], dtype=f64), torch.diag(torch.tensor([9.0, 0.05], dtype=f64)))
+vertical = Gaussian(
+    torch.tensor([1.0, 0.0], dtype=f64), torch.diag(torch.tensor([0.05, 9.0], dtype=f64))
+)
+horizontal = Gaussian(
+    torch.tensor([0.0, -1.0], dtype=f64), torch.diag(torch.tensor([9.0, 0.05], dtype=f64))
+)
 product = SumEnergy(vertical, horizontal)
 lz = log_z(product, bounds=[(-8.0, 8.0)] * 2, resolution=256)
 print(f"log Z of the product: {lz.value:.4f} ({lz.method}); "

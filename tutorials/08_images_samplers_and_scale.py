@@ -134,8 +134,12 @@ start = torch.tensor([-4.0, 0.0]) + 0.3 * torch.randn(128, 2, generator=g)
 mala = ebmlab.sample(bimodal, start, "mala", n_steps=500, generator=g)
 pt = ebmlab.sample(bimodal, start, "pt", n_steps=500, base="mala", n_replicas=8,
                    beta_min=0.01, generator=g, return_info=True)  # fmt: skip
-print(f"share of chains in the right mode (true 0.80): MALA {float((mala[:, 0] > 0).float().mean()):.2f}, "
-      f"parallel tempering {float((pt.x[:, 0] > 0).float().mean()):.2f}")  # fmt: skip
+share_mala = float((mala[:, 0] > 0).float().mean())
+share_pt = float((pt.x[:, 0] > 0).float().mean())
+print(
+    f"share of chains in the right mode (true 0.80): MALA {share_mala:.2f}, "
+    f"parallel tempering {share_pt:.2f}"
+)
 print(f"swap acceptance per adjacent pair: {[round(a, 2) for a in pt.pt['swap_acceptance']]}")
 fig, ax = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
 ax[0].hist(mala[:, 0].numpy(), bins=40, range=(-6, 6))
