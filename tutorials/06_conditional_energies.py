@@ -98,18 +98,18 @@ for loss, options in [
     )
 
 # %%
-# The energy landscapes show why. Each panel is $F(x, y)$ over the plane (dark =
-# low energy), the training pairs on top:
+# The landscapes show why. Each panel is the Gibbs distribution over answers
+# that the energy defines, $P(y \mid x) \propto e^{-F(x, y)}$, normalized over
+# a grid of $y$ for each $x$ (bright = probable), the training pairs on top:
 xs = torch.linspace(0.0, 1.0, 80)
 ys = torch.linspace(*box, 80)
 xx, yy = torch.meshgrid(xs, ys, indexing="xy")
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
 for ax, (loss, F) in zip(axes, models.items(), strict=True):
     with torch.no_grad():
-        e = F(xx.reshape(-1, 1), yy.reshape(-1, 1)).reshape(80, 80)
-    e = e - e.min()
-    ax.imshow(e.clamp(max=float(e.quantile(0.95))), origin="lower", aspect="auto",
-              extent=(0, 1, *box), cmap="viridis")  # fmt: skip
+        e = F(xx.reshape(-1, 1), yy.reshape(-1, 1)).reshape(80, 80)  # rows: y, columns: x
+    p_y_given_x = torch.softmax(-e, dim=0)
+    ax.imshow(p_y_given_x, origin="lower", aspect="auto", extent=(0, 1, *box))
     ax.scatter(x[:300, 0], y[:300, 0], s=1, color="w")
     ax.set_title(f"loss: {loss}")
     ax.set_xlabel("x")
@@ -128,14 +128,16 @@ for loss, F in models.items():
 # %%
 # * The **energy** loss has no term that pushes anything up, so the cheapest way
 #   to lower $E_i$ is to lower *everything*: the energy of the whole plane falls
-#   with the data's (compare the means printed above), the landscape carries
-#   little information and inference returns arbitrary answers. This is the
-#   collapse of tutorial 1, for conditional energies.
+#   with the data's (compare the means printed above), and it falls fastest
+#   towards one edge, so all of $P(y \mid x)$ sits on the boundary of the answer
+#   box and inference runs there. This is the collapse of tutorial 1, for
+#   conditional energies.
 # * The **hinge** assumes one right answer per $x$: here each branch is the
 #   other's most offending answer, so the two pushes cancel, and the rest of the
-#   answer space is never pushed up. Its landscape ends almost flat (the
-#   energy range printed above): a collapse of another kind, where every answer
-#   is equally good.
+#   answer space is never pushed up. Its energy ends almost flat (a range of a
+#   few thousandths, printed above; the colour scale of its panel stretches tiny
+#   differences): a collapse of another kind, where every answer is about
+#   equally good.
 # * The **nll** pushes every answer up in proportion to its probability and
 #   recovers both branches.
 #

@@ -83,6 +83,13 @@ with torch.no_grad():
           f"uniform noise {float(energy(uniform_noise(512, g)).mean()):.3f}")  # fmt: skip
 
 # %%
+# The fresh chains all land on nearly the same image. SGLD with noise 0.005 is
+# almost plain gradient descent, and after this short training the energy has
+# one dominant basin for chains that start from noise; the buffer's chains,
+# refined across many updates and restarted only now and then, are more varied.
+# This is why image runs report the quality of fresh chains separately
+# (`fid_fresh` in `report.json`).
+#
 # Read the energies with tutorial 1's diagnostics: uniform noise sits well above
 # the data, so the model has learned where digits are. If the samples' energy
 # comes out *below* the data's (a negative energy gap), the chains have found
