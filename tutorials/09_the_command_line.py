@@ -13,9 +13,10 @@ alone. This page runs the commands for real on a small CSV file, through
 # ## Your data as a CSV file
 #
 # Any table of numbers works: `.csv` with a header row, `.npy`, or `.npz`. Here
-# we write 4,000 points from the two-moons toy, as a user's file would be.
+# we write 10,000 points from the two-moons toy, as a user's file would be.
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ import numpy as np
 from ebmlab.data import make_toy
 
 work = Path(tempfile.mkdtemp(prefix="ebmlab-cli-"))
-points = make_toy("two_moons").sample(4000, seed=0).numpy()
+points = make_toy("two_moons").sample(10_000, seed=0).numpy()
 np.savetxt(work / "moons.csv", points, delimiter=",", header="x1,x2", comments="")
 print((work / "moons.csv").read_text().splitlines()[:3])
 
@@ -47,8 +48,8 @@ def ebmlab(*args: str) -> str:
 # A config names the data, the model, the sampler, the objective, the training
 # loop and the evaluation. Every key has a default, so a config only says what
 # differs; the run directory gets the resolved config with every default
-# written out. The settings here are tiny (300 updates) to keep the page fast;
-# the built-in demo (`ebmlab train` with no config) trains 5,000.
+# written out. The settings here are small (1,000 updates) to keep the page
+# fast; the built-in demo (`ebmlab train` with no config) trains 5,000.
 config = """\
 name: moons
 seed: 0
@@ -61,8 +62,9 @@ objective:
   name: cd
   n_steps: 10
 train:
-  steps: 300
+  steps: 1000
   batch_size: 256
+  warmup_steps: 50
   log_every: 25
 evaluate:
   n_samples: 1000
@@ -168,3 +170,7 @@ ebmlab("train", "bad.yaml", "--out", "runs/bad")
 # ```
 #
 # `ebmlab COMMAND --help` lists every option.
+
+# %%
+# This page worked in a temporary folder; remove it.
+shutil.rmtree(work)
