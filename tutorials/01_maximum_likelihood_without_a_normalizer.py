@@ -212,8 +212,9 @@ print(f"entropy floor      {floor:.3f} nats; gap {nll - floor:.3f} nats")
 # %%
 # The benchmark in `docs/benchmarks.md` (3 x 64 MLP, 50,000 training points,
 # 30 s of CPU, batch 512) reaches a gap below 0.12 nats with `cd` on every toy;
-# this page trains for 600 updates to keep the docs build short, so the gap is
-# larger. More updates (`steps=3000`) close most of it.
+# this page trains for 600 updates to keep the docs build short, so its gap is
+# larger. `examples/fit_two_moons.py` trains 3,000 updates with persistent
+# chains.
 #
 # The learned density next to the data:
 with torch.no_grad():

@@ -178,7 +178,7 @@ fig.tight_layout()
 # * Whatever you pick, measure: in 1-3 dimensions `ebmlab.evaluation.heldout_nll`
 #   is exact; above that, estimate $\log Z$ (tutorial 4).
 #
-# To reproduce the published table (about 2 hours on 2 cores):
+# To reproduce the published table (132 cells of 30 s of CPU each):
 #
 # ```
 # python3 benchmarks/objectives.py --mode time --budget 30 --jobs 3
