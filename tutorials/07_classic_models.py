@@ -196,7 +196,7 @@ ax.legend()
 fig.tight_layout()
 
 # %%
-# At finite $N$ the breakdown is smeared around the theoretical value;
+# At finite $N$ the breakdown is smeared out and shifted above $0.138\,N$;
 # `examples/hopfield_capacity.py` extrapolates it over several $N$ and shows the
 # modern (attention) Hopfield network storing far more.
 #
