@@ -223,9 +223,9 @@ with torch.no_grad():
     mesh = torch.stack(torch.meshgrid(fx, fy, indexing="xy"), -1).reshape(-1, 2)
     density = torch.exp(-energy(mesh) - logz).reshape(150, 150)
 fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
-ax[0].scatter(*test[:2000].T, s=2)
+ax[0].scatter(*test[:2000].numpy().T, s=2)
 ax[0].set_title("held-out data")
-ax[1].imshow(density, origin="lower", extent=(xmin, xmax, ymin, ymax), aspect="auto")
+ax[1].imshow(density.numpy(), origin="lower", extent=(xmin, xmax, ymin, ymax), aspect="auto")
 ax[1].set_title("learned density exp(-E) / Z")
 fig.tight_layout()
 

@@ -123,13 +123,13 @@ bern = BernoulliEnergy(0, network=nn.Identity())  # logit = its input
 for value in (0.0, 4.0, 8.0):
     i = int((s.detach() - value).abs().argmin())
     print(
-        f"s = {value:>3.0f}  p = {float(torch.sigmoid(s[i])):.4f}  "
+        f"s = {value:>3.0f}  p = {float(torch.sigmoid(s[i].detach())):.4f}  "
         f"MSE grad {float(g_mse[i]):.2e}  BCE grad {float(g_bce[i]):.2e}"
     )
 
 fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
-ax[0].plot(s.detach(), g_mse, label="squared error on sigmoid")
-ax[0].plot(s.detach(), g_bce, label="cross-entropy")
+ax[0].plot(s.detach().numpy(), g_mse.numpy(), label="squared error on sigmoid")
+ax[0].plot(s.detach().numpy(), g_bce.numpy(), label="cross-entropy")
 ax[0].set_xlabel("logit s (target y = 0)")
 ax[0].set_ylabel("d loss / d s")
 ax[0].set_title("gradient with respect to the logit")

@@ -147,14 +147,14 @@ mesh = torch.stack(torch.meshgrid(fx, fy, indexing="xy"), -1).reshape(-1, 2)
 fig, axes = plt.subplots(1, len(results) + 1, figsize=(3 * (len(results) + 1), 3))
 with torch.no_grad():
     axes[0].imshow(
-        toy.log_prob(mesh.double()).exp().reshape(res, res),
+        toy.log_prob(mesh.double()).exp().reshape(res, res).numpy(),
         origin="lower",
         extent=(xmin, xmax, ymin, ymax),
     )
     axes[0].set_title("true density")
     for ax, (name, (energy, r, _)) in zip(axes[1:], results.items(), strict=True):
         dens = torch.exp(-energy(mesh) - r.log_z).reshape(res, res)
-        ax.imshow(dens, origin="lower", extent=(xmin, xmax, ymin, ymax))
+        ax.imshow(dens.numpy(), origin="lower", extent=(xmin, xmax, ymin, ymax))
         ax.set_title(f"{name.split(' ')[0]}: gap {r.nll - floor:.2f}")
 for ax in axes:
     ax.set_xticks([])

@@ -109,8 +109,8 @@ for ax, (loss, F) in zip(axes, models.items(), strict=True):
     with torch.no_grad():
         e = F(xx.reshape(-1, 1), yy.reshape(-1, 1)).reshape(80, 80)  # rows: y, columns: x
     p_y_given_x = torch.softmax(-e, dim=0)
-    ax.imshow(p_y_given_x, origin="lower", aspect="auto", extent=(0, 1, *box))
-    ax.scatter(x[:300, 0], y[:300, 0], s=1, color="w")
+    ax.imshow(p_y_given_x.numpy(), origin="lower", aspect="auto", extent=(0, 1, *box))
+    ax.scatter(x[:300, 0].numpy(), y[:300, 0].numpy(), s=1, color="w")
     ax.set_title(f"loss: {loss}")
     ax.set_xlabel("x")
 axes[0].set_ylabel("y")

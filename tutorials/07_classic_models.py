@@ -111,7 +111,7 @@ for c in range(6):
     for r, (name, imgs) in enumerate(
         (("clean", clean), ("noisy", noisy), (str(best), restored[best]))
     ):
-        axes[r, c].imshow(imgs[c], cmap="gray_r")
+        axes[r, c].imshow(imgs[c].numpy(), cmap="gray_r")
         axes[r, c].axis("off")
         if c == 0:
             axes[r, c].set_title(name, loc="left", fontsize=9)
@@ -155,8 +155,8 @@ rbm_samples = module.sample(8, n_steps=300, generator=g)
 dbn_samples = dbn.sample(8, n_gibbs=300, mean=True, generator=g)
 fig, axes = plt.subplots(2, 8, figsize=(8, 2.3))
 for c in range(8):
-    axes[0, c].imshow(rbm_samples[c].reshape(8, 8), cmap="gray_r")
-    axes[1, c].imshow(dbn_samples[c].reshape(8, 8), cmap="gray_r")
+    axes[0, c].imshow(rbm_samples[c].reshape(8, 8).numpy(), cmap="gray_r")
+    axes[1, c].imshow(dbn_samples[c].reshape(8, 8).numpy(), cmap="gray_r")
     axes[0, c].axis("off")
     axes[1, c].axis("off")
 axes[0, 0].set_title("RBM (20 hidden), block Gibbs", loc="left", fontsize=9)
@@ -224,7 +224,9 @@ fig, axes = plt.subplots(1, 3, figsize=(9, 3))
 for ax, (name, e) in zip(axes, (("expert 1", vertical), ("expert 2", horizontal),
                                 ("product = sum of energies", product)), strict=True):  # fmt: skip
     with torch.no_grad():
-        ax.imshow(torch.exp(-e(mesh)).reshape(150, 150), origin="lower", extent=(-4, 4, -4, 4))
+        ax.imshow(
+            torch.exp(-e(mesh)).reshape(150, 150).numpy(), origin="lower", extent=(-4, 4, -4, 4)
+        )
     ax.set_title(name)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -72,7 +72,7 @@ fig, axes = plt.subplots(3, 16, figsize=(10, 2.2))
 for r, (name, imgs) in enumerate((("data", x[:16]), ("buffer", buffer_samples[:16]),
                                   ("fresh", fresh[:16]))):  # fmt: skip
     for c in range(16):
-        axes[r, c].imshow(imgs[c, 0].detach(), cmap="gray_r", vmin=-1, vmax=1)
+        axes[r, c].imshow(imgs[c, 0].detach().numpy(), cmap="gray_r", vmin=-1, vmax=1)
         axes[r, c].axis("off")
     axes[r, 0].set_title(name, loc="left", fontsize=8)
 fig.tight_layout()
