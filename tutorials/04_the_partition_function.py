@@ -113,8 +113,9 @@ for n_temps in (10, 30, 100, 300):
 # importance weights (out of 256 chains): when it is small, a few chains carry
 # all the weight and the standard error is itself unreliable. Second, AIS is
 # *stochastically a lower bound*: by Jensen's inequality
-# $\mathbb{E}[\log \hat Z] \le \log Z$, so with too few temperatures the estimate
-# tends to come out low, and its standard error does not show by how much.
+# $\mathbb{E}[\log \hat Z] \le \log Z$: with too few temperatures the typical
+# failure is an estimate that is low by more than its standard error (as at 30
+# temperatures above), and the standard error itself does not show it.
 #
 # ## BDMC: a bracket instead of a point
 #
