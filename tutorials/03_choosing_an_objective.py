@@ -126,10 +126,11 @@ print("ranked by held-out NLL:", " < ".join(n.split(" ")[0] for n in ranking))
 # %%
 # Read this table for what it is: one seed, a few hundred updates. It measures
 # how fast each objective *starts*, not where it ends, and its ranking need not
-# be the benchmark's. Two things carry over. The cost per update differs by a
-# factor of about five between a CD update (ten MALA steps, each a forward and
-# backward pass) and a DSM or NCE update (one pass), so at equal *time* the cheap
-# objectives get several times more updates. And every number here is an exact
+# be the benchmark's. Two things carry over. The cost per update differs
+# several-fold between a CD update (ten MALA steps, each a forward and backward
+# pass) and a DSM or NCE update (one pass; the `ms/update` column is wall time on
+# whatever machine built this page), so at equal *time* the cheap objectives get
+# several times more updates. And every number here is an exact
 # NLL, so the comparison cannot flatter an objective whose samples merely look
 # right.
 #
