@@ -42,11 +42,11 @@ def test_tutorial_format(script: Path) -> None:
     source = script.read_text()
     tree = ast.parse(source, filename=str(script))
     compile(tree, str(script), "exec")
-    assert re.fullmatch(r"(0[1-9]|[1-9]\d)_[a-z0-9_]+\.py", script.name), script.name
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.py", script.name), script.name
     docstring = ast.get_docstring(tree)
     assert docstring is not None, f"{script.name} has no module docstring"
     assert docstring.splitlines()[0].startswith("# "), f"{script.name}: first line not '# Title'"
-    assert source.count("\n# %%\n") >= 3, f"{script.name}: fewer than 3 '# %%' cells"
+    assert "\n# %%\n" in source, f"{script.name}: no '# %%' cell separator"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
