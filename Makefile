@@ -24,8 +24,8 @@ demo: $(STAMP)
 	$(VENV)/bin/ebmlab train --out runs/demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples tools
-	$(VENV)/bin/ruff format --check src tests benchmarks examples tools
+	$(VENV)/bin/ruff check src tests benchmarks examples tools tutorials
+	$(VENV)/bin/ruff format --check src tests benchmarks examples tools tutorials
 	$(VENV)/bin/mypy
 
 # One BLAS/OpenMP thread per test process: the tests use small tensors, where a
