@@ -61,9 +61,8 @@ def _key(node: ast.AST) -> str | None:
     """``x`` for a name, ``self.x`` for an attribute of ``self``, else None."""
     if isinstance(node, ast.Name):
         return node.id
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-        if node.value.id == "self":
-            return f"self.{node.attr}"
+    if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "self":
+        return f"self.{node.attr}"
     return None
 
 
