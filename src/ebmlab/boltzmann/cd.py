@@ -274,15 +274,15 @@ class BlockGibbsCD:
             ``(loss, diagnostics, state)``; ``loss`` is 0-d.
         """
         bare = model.module if isinstance(model, DistributedDataParallel) else model
-        with torch.no_grad():
-            v_neg = self.negatives(bare, v_pos, state, generator=generator)
         if self._fast is None or self._fast[0] is not bare:  # decided once per model
             self._fast = (bare, _fast_params(bare))
         params = None if bare is not model else self._fast[1]
-        if params is not None:
-            with torch.no_grad():
+        with torch.no_grad():
+            v_neg = self.negatives(bare, v_pos, state, generator=generator)
+            if params is not None:
                 grads, free = bare.cd_grads_and_free_energy(v_pos, v_neg)
                 summary = self._summary(v_pos.shape[0], v_neg.shape[0], free) @ free
+        if params is not None:
             e_pos, e_neg, gap, value = summary.unbind()
             loss = _GivenGradients.apply(value, grads, *params)
             return loss, GibbsCDDiagnostics(value, e_pos, e_neg, gap), state
