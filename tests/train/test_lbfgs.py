@@ -76,7 +76,9 @@ def test_lbfgs_resume_gives_the_weights_of_an_uninterrupted_fit(tmp_path):
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"optimizer": "sgd"}, "optimizer must be"),
+        ({"optimizer": "rmsprop"}, "optimizer must be"),
+        ({"optimizer": "adam", "momentum": 0.9}, "momentum is a setting of optimizer .sgd."),
+        ({"optimizer": "sgd", "momentum": 1.0}, "momentum must be in"),
         ({"optimizer": "lbfgs", "grad_clip": 1.0}, "no weight_decay and no grad_clip"),
         ({"optimizer": "lbfgs", "weight_decay": 0.1}, "no weight_decay and no grad_clip"),
         ({"batches": "some"}, "batches must be"),

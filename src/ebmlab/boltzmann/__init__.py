@@ -8,8 +8,10 @@
 * :mod:`~ebmlab.boltzmann.ais`: annealed importance sampling of an RBM's ``log Z``
   (Salakhutdinov & Murray 2008).
 * :mod:`~ebmlab.boltzmann.enumeration`: exact sums over binary states.
-* :mod:`~ebmlab.boltzmann.cd`: contrastive divergence (:class:`CDTrainer`,
-  :func:`fit_cd`) for any of these with a free energy and block Gibbs.
+* :mod:`~ebmlab.boltzmann.cd`: contrastive divergence for any of these with a
+  free energy and block Gibbs: the objective :class:`BlockGibbsCD` (CD-k,
+  PCD-k with :class:`PersistentChains`) of :func:`ebmlab.train.fit`, and
+  :func:`fit_cd` (epochs) and :class:`CDTrainer` (one step) over that loop.
 * :mod:`~ebmlab.boltzmann.dbn`: the :class:`DBN`, stacked RBMs trained greedily.
 * :mod:`~ebmlab.boltzmann.hopfield`: :class:`HopfieldNetwork` (Hebbian and
   Storkey rules) and :class:`ModernHopfield`.
@@ -23,7 +25,17 @@ from __future__ import annotations
 
 from . import ais, cd, dbn, enumeration, gaussian_rbm, hopfield, machine, rbm
 from .ais import rbm_ais_log_z, sm_schedule
-from .cd import LR_SCHEDULES, CDResult, CDStepInfo, CDTrainer, fit_cd, parse_training
+from .cd import (
+    LR_SCHEDULES,
+    BlockGibbsCD,
+    CDResult,
+    CDStepInfo,
+    CDTrainer,
+    GibbsCDDiagnostics,
+    PersistentChains,
+    fit_cd,
+    parse_training,
+)
 from .dbn import DBN
 from .enumeration import MAX_ENUMERATION_UNITS, enumerate_binary
 from .gaussian_rbm import GaussianBernoulliRBM
@@ -38,13 +50,16 @@ __all__ = [
     "MAX_ENUMERATION_UNITS",
     "RBM",
     "BernoulliRBM",
+    "BlockGibbsCD",
     "BoltzmannMachine",
     "CDResult",
     "CDStepInfo",
     "CDTrainer",
     "GaussianBernoulliRBM",
+    "GibbsCDDiagnostics",
     "HopfieldNetwork",
     "ModernHopfield",
+    "PersistentChains",
     "RecallResult",
     "ais",
     "cd",

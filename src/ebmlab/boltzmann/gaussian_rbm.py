@@ -88,6 +88,9 @@ class GaussianBernoulliRBM(RBM):
     def _visible_bias_grad_scale(self) -> Tensor | float:
         return torch.exp(-2 * self.log_sigma)
 
+    def _visible_free_energy(self, v: Tensor) -> Tensor:
+        return (((v - self.visible_bias) / self.sigma) ** 2).sum(-1) / 2
+
     def visible_mean(self, h: Tensor) -> Tensor:
         """``E[v | h] = b + sigma * (W^T h)``, shape ``(N, n_visible)``."""
         return self.visible_bias + self.sigma * (self._as_param(h) @ self.weight)

@@ -225,8 +225,9 @@ class RBM(Energy):
         With ``p = sigmoid(c + W x)`` (``x = v``, or ``v / sigma``):
         ``d/dW = mean p- x-^T - mean p+ x+^T``, ``d/dc = mean p- - mean p+``,
         ``d/db = (mean v- - mean v+) * scale`` (``scale = 1``, or
-        ``1 / sigma^2``). :class:`CDTrainer` uses it when
-        :meth:`cd_parameters` are all the trained parameters.
+        ``1 / sigma^2``). :class:`~ebmlab.objectives.BlockGibbsCD` uses it
+        (through :meth:`cd_grads_and_free_energy`) when :meth:`cd_parameters`
+        are all the trained parameters.
 
         Arguments:
             v_pos: Data batch ``(B, n_visible)``.
@@ -236,16 +237,27 @@ class RBM(Energy):
             Gradients for ``[weight, visible_bias, hidden_bias]`` (not tracked
             by autograd).
         """
+        return self.cd_grads_and_free_energy(v_pos, v_neg)[0]
+
+    def cd_grads_and_free_energy(
+        self, v_pos: Tensor, v_neg: Tensor
+    ) -> tuple[list[Tensor], Tensor]:
+        """:meth:`cd_grads` and the free energies of ``[v_pos; v_neg]``, shape ``(B + M,)``.
+
+        The free energies reuse the hidden pre-activations of the gradient
+        (a few operations more, no second pass).
+        """
         # One pass over the stacked rows [v_pos; v_neg] with row weights
         # s = -1/B (data) and +1/M (negatives): grad W = (s p)^T x,
         # grad c = sum s p, grad b = scale * (s^T v). Few, larger tensor ops:
         # for small RBMs the per-operation overhead is what costs.
         if torch.is_grad_enabled():
             with torch.no_grad():
-                return self.cd_grads(v_pos, v_neg)
+                return self.cd_grads_and_free_energy(v_pos, v_neg)
         v = torch.cat([self._as_param(v_pos), self._as_param(v_neg)])
         x = self._visible_input(v)
-        p = torch.sigmoid(F.linear(x, self.weight, self.hidden_bias))
+        a = F.linear(x, self.weight, self.hidden_bias)
+        p = torch.sigmoid(a)
         s = self._row_weights(v_pos.shape[0], v_neg.shape[0])
         sp = p * s[:, None]
         g_w = sp.t() @ x
@@ -254,7 +266,12 @@ class RBM(Energy):
         scale = self._visible_bias_grad_scale()
         if not isinstance(scale, float) or scale != 1.0:
             g_b = g_b * scale
-        return [g_w, g_b, g_c]
+        free = self._visible_free_energy(v) - F.softplus(a).sum(-1)
+        return [g_w, g_b, g_c], free
+
+    def _visible_free_energy(self, v: Tensor) -> Tensor:
+        """The visible term of ``F(v)`` (``-b v``; the Gaussian quadratic), shape ``(N,)``."""
+        return -(v @ self.visible_bias)
 
     def _row_weights(self, n_pos: int, n_neg: int) -> Tensor:
         key = (n_pos, n_neg, self.weight.dtype, self.weight.device)

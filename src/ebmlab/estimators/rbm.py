@@ -6,7 +6,9 @@ same defaults) and sets the same fitted attributes (``components_``,
 ``partial_fit``, ``transform``, ``gibbs`` and ``score_samples``. It trains an
 :class:`ebmlab.boltzmann.BernoulliRBM` by persistent contrastive divergence (the
 default, as scikit-learn) or CD-k, with optional momentum, weight decay and a
-learning-rate schedule. ``score_samples`` is the *log-likelihood* ``log p(v)``,
+learning-rate schedule, through :func:`ebmlab.train.fit` (by
+:func:`ebmlab.boltzmann.fit_cd`; ``partial_fit`` is one step of that loop).
+``score_samples`` is the *log-likelihood* ``log p(v)``,
 exact when a layer has at most 26 units and an AIS estimate otherwise
 (scikit-learn returns a pseudo-likelihood instead); ``log_z_`` holds the
 log partition function it uses.
@@ -234,11 +236,10 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         data = torch.tensor(Xa, dtype=rbm.weight.dtype)
         t0 = time.perf_counter()
 
-        def report(epoch: int, trainer: CDTrainer) -> None:
-            gap = float("nan") if trainer.last_info is None else float(trainer.last_info.gap)
+        def report(epoch: int, metrics: dict[str, float]) -> None:
             print(
-                f"[BernoulliRBM] Iteration {epoch + 1}, free-energy gap = {gap:.2f}, "
-                f"time = {time.perf_counter() - t0:.2f}s"
+                f"[BernoulliRBM] Iteration {epoch + 1}, free-energy gap = "
+                f"{metrics['energy_gap']:.2f}, time = {time.perf_counter() - t0:.2f}s"
             )
 
         self._data_sum = Xa.sum(0, dtype=np.float64)
@@ -253,7 +254,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             callback=report if self.verbose else None,
             **self._trainer_kwargs(),
         )
-        self._chains = result.trainer.chains
+        self._chains = result.chains
         self._rng_state = g.get_state()
         self._store(rbm)
         return self

@@ -20,7 +20,10 @@ Builds on :mod:`ebmlab.samplers` (negatives for contrastive divergence, the
 replay buffer) and :mod:`ebmlab.energies`. The loss functionals of conditional
 energies ``F(x, y)`` (hinge, perceptron, NLL, ...) are objectives too, but need
 the answer search of the conditional family, so they live in
-:mod:`ebmlab.conditional.losses`.
+:mod:`ebmlab.conditional.losses`; contrastive divergence with block Gibbs
+negatives for Boltzmann machines needs their structure (and hand-written
+gradients), so :class:`~ebmlab.boltzmann.BlockGibbsCD` lives in
+:mod:`ebmlab.boltzmann.cd`.
 """
 
 from __future__ import annotations

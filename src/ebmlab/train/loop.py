@@ -56,6 +56,15 @@ from .distributed import (
 
 CHECKPOINT_NAME = "train_state.safetensors"
 METRICS_NAME = "metrics.csv"
+#: The metrics of each logged row (means over the steps since the last row).
+METRIC_KEYS = ("loss", "energy_pos", "energy_neg", "energy_gap", "acceptance_rate", "grad_norm")
+#: A step's metric vector (one tensor): the returned loss, then the diagnostics.
+#: Its first four entries are what the divergence guard checks, named as here.
+_GUARDED = ("loss", "negative-sample energy", "data energy", "gradient norm")
+#: Where each of METRIC_KEYS sits in a step's vector.
+_ROW_FROM_VECTOR = (4, 2, 1, 5, 6, 3)
+#: The diagnostics read from an objective, by position in a step's vector.
+_DIAG_AT = {1: "energy_neg", 2: "energy_pos", 4: "loss", 5: "energy_gap", 6: "acceptance_rate"}
 
 
 class Objective(Protocol):
@@ -73,9 +82,14 @@ class TrainSettings:
     Attributes:
         steps: Total parameter updates.
         batch_size: Data points per update.
-        lr: Peak learning rate of Adam.
+        lr: Peak learning rate.
         betas: Adam's betas.
-        weight_decay: Decoupled weight decay (AdamW) when > 0.
+        weight_decay: Decoupled weight decay (AdamW) when > 0; with
+            ``optimizer="sgd"``, the L2 penalty of ``torch.optim.SGD`` (added to
+            the gradient before momentum).
+        weight_decay_matrices_only: Decay only parameters with two or more
+            dimensions (weight matrices, kernels), never biases or scales
+            (two parameter groups).
         lr_schedule: ``constant``, ``cosine`` or ``linear`` decay to 0.
         warmup_steps: Linear warm-up from 0.
         grad_clip: Clip the global gradient norm (``None``: no clipping).
@@ -91,12 +105,16 @@ class TrainSettings:
             (the last batch of a pass holds the remainder), the order of pass
             ``k`` seeded by ``(seed, k)`` so a resume mid-pass is exact;
             ``"full"``: every step sees all the data (``batch_size`` unused).
-        optimizer: ``"adam"`` (AdamW with ``weight_decay``), or ``"lbfgs"``:
-            one L-BFGS iteration per step (strong-Wolfe line search, history
-            ``lbfgs_history``), for deterministic full-batch objectives such as
-            a closed-form negative log-likelihood (each step may evaluate the
-            objective several times; no weight decay or gradient clipping).
+        optimizer: ``"adam"`` (AdamW with ``weight_decay``), ``"sgd"``
+            (``torch.optim.SGD`` with ``momentum``: ``buf = momentum * buf +
+            grad``, ``p -= lr * buf``; contrastive divergence for RBMs), or
+            ``"lbfgs"``: one L-BFGS iteration per step (strong-Wolfe line
+            search, history ``lbfgs_history``), for deterministic full-batch
+            objectives such as a closed-form negative log-likelihood (each step
+            may evaluate the objective several times; no weight decay or
+            gradient clipping).
         lbfgs_history: Curvature pairs L-BFGS keeps.
+        momentum: Momentum of ``optimizer="sgd"``, in ``[0, 1)``.
     """
 
     steps: int = 1000
@@ -115,12 +133,18 @@ class TrainSettings:
     batches: str = "random"
     optimizer: str = "adam"
     lbfgs_history: int = 20
+    momentum: float = 0.0
+    weight_decay_matrices_only: bool = False
 
     def __post_init__(self) -> None:
         if self.batches not in ("random", "epochs", "full"):
             raise ValueError(f"batches must be 'random', 'epochs' or 'full', got {self.batches!r}")
-        if self.optimizer not in ("adam", "lbfgs"):
-            raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {self.optimizer!r}")
+        if self.optimizer not in ("adam", "sgd", "lbfgs"):
+            raise ValueError(f"optimizer must be 'adam', 'sgd' or 'lbfgs', got {self.optimizer!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.momentum > 0 and self.optimizer != "sgd":
+            raise ValueError("momentum is a setting of optimizer 'sgd'")
         if self.optimizer == "lbfgs" and (self.weight_decay > 0 or self.grad_clip is not None):
             raise ValueError("optimizer 'lbfgs' takes no weight_decay and no grad_clip")
         if self.lbfgs_history < 1:
@@ -163,12 +187,16 @@ class FitResult(NamedTuple):
         seconds: Wall-clock seconds of this call.
         metrics: The logged rows of this call (dicts of floats).
         state: Final objective state (e.g. the replay buffer).
+        optimizer_state: The optimizer's ``state_dict()`` at the end (momentum
+            buffers, Adam's moments): pass it as ``fit(optimizer_state=...)``
+            to continue training where this call stopped.
     """
 
     step: int
     seconds: float
     metrics: list[dict[str, float]]
     state: Any
+    optimizer_state: dict[str, Any] | None = None
 
 
 def _objective_module(objective: Any) -> nn.Module | None:
@@ -202,9 +230,27 @@ def _make_optimizer(
             history_size=s.lbfgs_history,
             line_search_fn="strong_wolfe",
         )
+    groups: list[dict[str, Any]] = [{"params": params}]
+    if s.weight_decay > 0 and s.weight_decay_matrices_only:
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": s.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        groups = [g for g in groups if g["params"]]
+    if s.optimizer == "sgd":
+        # The fused kernel on CPU and CUDA: one call per step instead of a Python loop
+        # over the parameters (what costs for small models); the same update.
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        return torch.optim.SGD(
+            groups,
+            lr=s.lr,
+            momentum=s.momentum,
+            weight_decay=s.weight_decay,
+            fused=fused or None,
+        )
     if s.weight_decay > 0:
-        return torch.optim.AdamW(params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
-    return torch.optim.Adam(params, lr=s.lr, betas=s.betas)
+        return torch.optim.AdamW(groups, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
+    return torch.optim.Adam(groups, lr=s.lr, betas=s.betas)
 
 
 def _same_setting(a: Any, b: Any) -> bool:
@@ -310,6 +356,7 @@ def fit(
     progress: bool = True,
     on_log: Callable[[dict[str, float]], None] | None = None,
     labels: Tensor | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``energy`` on ``data`` with ``objective``.
 
@@ -333,6 +380,9 @@ def fit(
         labels: Labels of the rows, shape ``(N,)`` (``None``: unlabelled);
             when given, each batch is the pair ``(x, y)`` (e.g. for
             :class:`~ebmlab.objectives.JointEnergyObjective`).
+        optimizer_state: An earlier call's ``FitResult.optimizer_state``:
+            the optimizer continues from it (momentum, moments) with this
+            call's settings. A checkpoint's state wins on ``resume``.
 
     Returns:
         A :class:`FitResult`.
@@ -363,6 +413,10 @@ def fit(
         # Every rank starts from rank 0's values, as DistributedDataParallel does for the energy.
         broadcast_([*own.parameters(), *own.buffers()])
     optimizer = _make_optimizer(energy, settings, own)
+    if optimizer_state is not None and not resume:
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        optimizer.load_state_dict(optimizer_state)
+        _keep_new_settings(optimizer, fresh)
     # DistributedDataParallel averages gradients over ranks (and starts every
     # rank from rank 0's weights); objectives sample with its ``.module``.
     model: nn.Module = energy
@@ -373,9 +427,11 @@ def fit(
     out = Path(run_dir) if run_dir is not None else None
     ckpt = out / CHECKPOINT_NAME if out is not None else None
     start = 0
-    # Running sums of the metrics since the last logged row (checkpointed with the rest).
-    sums: dict[str, Tensor] = {}
+    # Running sums of the step vectors since the last logged row (checkpointed with
+    # the rest, by the names of METRIC_KEYS), and the entries some step lacked.
+    sums: Tensor | None = None
     n_sum = 0
+    absent: set[int] = set()
     ema_resumed: dict[str, Tensor] = {}
     if resume:
         if ckpt is None:
@@ -396,11 +452,10 @@ def fit(
             )
         if "metrics.n" in extra_tensors:
             n_sum = int(extra_tensors["metrics.n"])
-            sums = {
-                k[len("metrics.") :]: v.to(dev)
-                for k, v in extra_tensors.items()
-                if k.startswith("metrics.") and k != "metrics.n"
-            }
+            saved_sums = [extra_tensors[f"metrics.{k}"].double() for k in METRIC_KEYS]
+            sums = torch.zeros(7, dtype=torch.float64)
+            sums[list(_ROW_FROM_VECTOR)] = torch.stack(saved_sums)
+            sums = sums.to(dev)
         ema_resumed = extra_tensors
         saved_world = int(extra_meta.get("world_size", 1))
         if saved_world == world and f"rng.{my_rank}" in extra_tensors:
@@ -467,10 +522,15 @@ def fit(
         if own is not None:
             for k, v in own.state_dict().items():
                 extra[f"objective.{k}"] = v.detach().cpu().contiguous()
-        if n_sum:  # the metrics of the steps since the last row, averaged over ranks
+        if n_sum and sums is not None:  # the metrics of the steps since the last row
             extra["metrics.n"] = torch.tensor(n_sum)
-            for k, v in sums.items():
-                extra[f"metrics.{k}"] = all_reduce_mean(v).cpu()
+            mean_sums = all_reduce_mean(sums).cpu()
+            for k, i in zip(METRIC_KEYS, _ROW_FROM_VECTOR, strict=True):
+                extra[f"metrics.{k}"] = (
+                    mean_sums[i].clone()
+                    if i not in absent
+                    else (torch.tensor(math.nan, dtype=mean_sums.dtype))
+                )
         ctrl = getattr(objective, "sampler", None)
         if hasattr(ctrl, "state_dict"):  # per-rank adaptive sampler state
             for k, v in ctrl.state_dict().items():  # type: ignore[union-attr]
@@ -540,6 +600,8 @@ def fit(
             order[epoch] = torch.randperm(n, generator=g).to(dev)
         return order[epoch][pos * local_batch : (pos + 1) * local_batch]
 
+    trained = [p for g in optimizer.param_groups for p in g["params"]]
+    zeros: dict[torch.dtype, Tensor] = {}
     energy.train()
     try:
         for step in range(start, settings.steps):
@@ -555,30 +617,52 @@ def fit(
                     idx = torch.randint(n, (local_batch,), generator=generator, device=dev)
                 batch = data[idx] if labels is None else (data[idx], labels[idx])
             loss, diag, state = objective(model, batch, state, generator=generator)
-            optimizer.zero_grad(set_to_none=True)
+            for p in trained:  # optimizer.zero_grad(set_to_none=True), without its overhead
+                p.grad = None
             loss.backward()
             if own is not None and is_distributed():  # DDP averages only the energy's
                 for p in own.parameters():
                     if p.requires_grad and p.grad is None:
                         p.grad = torch.zeros_like(p)
                 average_([p.grad for p in own.parameters() if p.grad is not None])
-            max_norm = settings.grad_clip if settings.grad_clip is not None else math.inf
-            trained = [p for g in optimizer.param_groups for p in g["params"]]
-            grad_norm = nn.utils.clip_grad_norm_(trained, max_norm)
-            named = [
-                ("loss", loss.detach()),
-                ("negative-sample energy", _diag_value(diag, "energy_neg")),
-                ("data energy", _diag_value(diag, "energy_pos")),
-                ("gradient norm", grad_norm),
-            ]
-            present = [(k, v) for k, v in named if v is not None]
-            checks = torch.stack([v.to(grad_norm.dtype) for _, v in present])
+            if settings.grad_clip is not None:
+                grad_norm = nn.utils.clip_grad_norm_(trained, settings.grad_clip)
+            else:
+                grads = [p.grad for p in trained if p.grad is not None]
+                grad_norm = (
+                    torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+                    if grads
+                    else torch.zeros((), device=dev)
+                )
+            # One vector per step (see _GUARDED, _DIAG_AT): an absent diagnostic is a
+            # 0 here and NaN in the logged row. One stack, one check, one running
+            # sum: few tensor operations, which is what costs for small models.
+            entries: list[Tensor | None] = [loss, None, None, grad_norm, None, None, None]
+            for i, name in _DIAG_AT.items():
+                entries[i] = _diag_value(diag, name)
+            if entries[4] is None:  # diagnostics without a loss, or none: the returned one
+                entries[4] = loss
+            zero = zeros.get(grad_norm.dtype)
+            if zero is None:
+                zero = zeros[grad_norm.dtype] = torch.zeros((), dtype=grad_norm.dtype, device=dev)
+            values: list[Tensor] = []
+            for i, v in enumerate(entries):
+                if v is None:
+                    absent.add(i)
+                    values.append(zero)
+                else:
+                    values.append(v.detach().to(grad_norm.dtype))
+            vec = torch.stack(values)
+            checks = vec[:4]
             if is_distributed():  # every rank must agree to stop
                 checks = checks + 0.0 * all_reduce_mean(checks)
-            if not bool(torch.isfinite(checks).all()):
+            # The divergence guard: one sync; a non-finite entry makes the sum non-finite.
+            if not math.isfinite(float(checks.sum())) and not all(
+                math.isfinite(v) for v in checks.tolist()
+            ):
                 what = [
                     name
-                    for (name, _), v in zip(present, checks.tolist(), strict=True)
+                    for name, v in zip(_GUARDED, checks.tolist(), strict=True)
                     if not math.isfinite(v)
                 ]
                 where = (
@@ -606,28 +690,19 @@ def fit(
                 with torch.no_grad():
                     for _, avg, live in ema_pairs:
                         avg.lerp_(live, 1.0 - settings.ema)  # type: ignore[operator]
-            values = {
-                k: v
-                if (v := _diag_value(diag, k)) is not None
-                else torch.full_like(grad_norm, math.nan)
-                for k in ("loss", "energy_pos", "energy_neg", "energy_gap", "acceptance_rate")
-            }
-            if _diag_value(diag, "loss") is None:  # diagnostics without a loss, or none
-                values["loss"] = loss.detach()
-            values["grad_norm"] = grad_norm
-            for k, v in values.items():
-                sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
+            # vec is a fresh tensor each step: the first of a window is summed into.
+            sums = vec if sums is None or n_sum == 0 else sums.add_(vec)
             n_sum += 1
             done = step + 1
             if done % settings.log_every == 0 or done == settings.steps:
                 row = {"step": float(done)}
-                keys = list(sums)
-                means = all_reduce_mean(torch.stack([sums[k].float() for k in keys]) / n_sum)
-                row.update({k: float(v) for k, v in zip(keys, means.tolist(), strict=True)})
+                means = all_reduce_mean(sums.float() / n_sum).tolist()
+                for k, i in zip(METRIC_KEYS, _ROW_FROM_VECTOR, strict=True):
+                    row[k] = math.nan if i in absent else float(means[i])
                 row["lr"] = lr
                 row["seconds"] = time.perf_counter() - t0
                 rows.append(row)
-                sums, n_sum = {}, 0
+                sums, n_sum, absent = None, 0, set()
                 if metrics_fh is not None:
                     try:
                         csv.writer(metrics_fh).writerow([f"{row[c]:.6g}" for c in columns])
@@ -671,4 +746,10 @@ def fit(
         if metrics_fh is not None:
             metrics_fh.close()
         energy.eval()
-    return FitResult(max(settings.steps, start), time.perf_counter() - t0, rows, state)
+    return FitResult(
+        max(settings.steps, start),
+        time.perf_counter() - t0,
+        rows,
+        state,
+        optimizer.state_dict(),
+    )
