@@ -116,7 +116,11 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         hidden: Hidden widths of the MLP.
         activation: ``silu``, ``elu``, ``softplus``, ``tanh`` or ``gelu``
             (smooth: SGLD follows the input gradient).
-        n_epochs: Passes over the training rows.
+        n_epochs: Passes over the training rows; ``None`` (default): 60 with
+            the MLP, 10 with an image trunk (``"conv"``/``"resnet"``, whose
+            SGLD steps cost far more per image; on mnist5k's 4,000 images
+            10 passes take TIMING, docs/benchmarks.md). The number used is
+            ``n_epochs_``.
         batch_size: Rows per update.
         learning_rate: Adam's step size.
         weight_decay: Adam's L2 penalty.
@@ -163,7 +167,8 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
             without a validation split.
         ece_uncalibrated_: Validation ECE at ``T = 1`` (``nan`` likewise).
         x_mean_, x_scale_: Standardization of the inputs.
-        loss_curve_: Mean training loss of every epoch, shape ``(n_epochs,)``.
+        n_epochs_: The number of passes trained (``n_epochs`` resolved).
+        loss_curve_: Mean training loss of every epoch, shape ``(n_epochs_,)``.
 
     Example:
         >>> from sklearn.datasets import load_iris
