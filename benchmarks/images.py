@@ -522,8 +522,8 @@ def heldout(epochs: int | None, seeds: list[int]) -> dict[str, Any]:
     y_all = data.y.numpy()
     out: dict[str, list[float]] = {}
     for seed in seeds:
-        tr, te = stratified_split(X_all.shape[0], data.y, 0.2, seed)
-        tr, te = tr.numpy(), te.numpy()
+        tr_t, te_t = stratified_split(X_all.shape[0], data.y, 0.2, seed)
+        tr, te = tr_t.numpy(), te_t.numpy()
         keep = tr[y_all[tr] < 5]
         Xin, Xout = X_all[te[y_all[te] < 5]], X_all[te[y_all[te] >= 5]]
         net = _jem_net(epochs)
