@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    if any(math.isnan(v) for v in values):
+        return math.nan, math.nan
     return statistics.fmean(values), statistics.pstdev(values)
 
 
