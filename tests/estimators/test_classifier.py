@@ -234,3 +234,18 @@ def test_conv_backbone_on_flat_images():
     assert clf.sample(3, y=1).shape == (3, 64)
     with pytest.raises(ValueError, match="needs image_shape"):
         EnergyClassifier(backbone="conv").fit(X, y)
+
+
+def test_default_epochs_depend_on_the_backbone():
+    """``n_epochs=None``: 60 passes for the MLP, fewer for an image trunk (docs/benchmarks.md)."""
+    from ebmlab.estimators.classifier import _IMAGE_EPOCHS, _MLP_EPOCHS
+
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(12, 16), np.arange(12) % 2
+    small = {"batch_size": 12, "sgld_steps": 0, "buffer_size": 4, "random_state": 0}
+    mlp = EnergyClassifier(hidden=(4,), **small).fit(X, y)
+    conv = EnergyClassifier(backbone="conv", image_shape=(1, 4, 4), **small).fit(X, y)
+    assert (mlp.n_epochs_, len(mlp.loss_curve_)) == (_MLP_EPOCHS, _MLP_EPOCHS) == (60, 60)
+    assert (conv.n_epochs_, len(conv.loss_curve_)) == (_IMAGE_EPOCHS, _IMAGE_EPOCHS)
+    assert _IMAGE_EPOCHS < _MLP_EPOCHS
+    assert EnergyClassifier(n_epochs=3, hidden=(4,), **small).fit(X, y).n_epochs_ == 3
