@@ -21,7 +21,7 @@ from .errors import ConfigError, EbmlabError, TrainingInterruptedError
 EXIT_USER_ERROR = 2
 #: ``ebmlab train --objective`` choices: the keys of ``ebmlab.objectives.OBJECTIVES``
 #: (listed here so that building the parser does not import torch).
-OBJECTIVE_NAMES = ("cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce")
+OBJECTIVE_NAMES = ("cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce", "ncsm")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--objective",
         choices=OBJECTIVE_NAMES,
         help="training objective (overrides config): contrastive divergence (cd, pcd, "
-        "short-run), score matching (sm, dsm, ssm) or noise-contrastive estimation (nce)",
+        "short-run), score matching (sm, dsm, ssm), noise-contrastive estimation (nce), or "
+        "noise-conditional score matching of image runs (ncsm: the model for denoise)",
     )
     p.add_argument("--out", help="run directory (default runs/NAME)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
@@ -184,11 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help=".npy of the same shape, nonzero where an entry is observed")
     p.add_argument(
         "--method",
-        choices=["descent", "langevin"],
-        default="descent",
-        help="descent: MAP by gradient descent; langevin: posterior mean of Langevin chains",
+        choices=["auto", "descent", "langevin", "tweedie"],
+        default="auto",
+        help="descent: MAP by gradient descent; langevin: posterior mean of Langevin chains; "
+        "tweedie: Tweedie's posterior mean (image runs trained with --objective ncsm); "
+        "auto (default): tweedie for ncsm runs, else descent",
     )
-    p.add_argument("--steps", type=int, default=200, help="descent or Langevin steps")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=200,
+        help="descent or Langevin steps (ncsm runs: noise levels of the annealed inpainting)",
+    )
     p.add_argument("--step-size", type=float, help="step size (default: see the docs)")
     p.add_argument("--chains", type=int, default=16, help="Langevin chains per row")
     _common(p)
@@ -259,7 +267,7 @@ def _train(args: argparse.Namespace) -> int:
         if is_image_source(args.data):  # image hook: ConvEnergy + the image recipe
             from .runs.images import image_run_config
 
-            cfg = image_run_config(args.data)
+            cfg = image_run_config(args.data, objective=args.objective or "pcd")
     if args.data and cfg.data.file != args.data:
         cfg.data.file = args.data
         cfg.data.toy = None

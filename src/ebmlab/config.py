@@ -162,10 +162,13 @@ class SamplerConfig(_Section):
 
 class ObjectiveConfig(_Section):
     """The training objective: contrastive divergence (``cd``, ``pcd``,
-    ``short-run``), score matching (``sm``, ``dsm``, ``ssm``) or noise-contrastive
-    estimation (``nce``). Keys that an objective does not use are ignored by it."""
+    ``short-run``), score matching (``sm``, ``dsm``, ``ssm``), noise-contrastive
+    estimation (``nce``) or, for image runs, noise-conditional denoising score
+    matching (``ncsm``: the energy reads the noise level, ``log sigma`` uniform
+    in ``[sigma_min, sigma_max]``; what ``ebmlab denoise`` restores with). Keys
+    that an objective does not use are ignored by it."""
 
-    name: Literal["cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce"] = "pcd"
+    name: Literal["cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce", "ncsm"] = "pcd"
     n_steps: int = Field(10, ge=0)
     alpha: float = Field(0.0, ge=0.0)
     n_chains: int | None = Field(None, ge=1)
@@ -185,6 +188,9 @@ class ObjectiveConfig(_Section):
     # dsm: one noise level, or several (noise_levels overrides noise_std).
     noise_std: float = Field(0.1, gt=0.0)
     noise_levels: list[float] | None = None
+    # ncsm: the range of trained noise levels (data units; [-1, 1] for images).
+    sigma_min: float = Field(0.01, gt=0.0)
+    sigma_max: float = Field(1.0, gt=0.0)
     # ssm: projections per point, variance-reduced form, direction distribution.
     n_projections: int = Field(1, ge=1)
     variance_reduction: bool = True
@@ -204,6 +210,10 @@ class ObjectiveConfig(_Section):
         ):
             raise ValueError(
                 f"noise_levels must be a non-empty list of numbers > 0, got {self.noise_levels}"
+            )
+        if not self.sigma_min < self.sigma_max:
+            raise ValueError(
+                f"sigma_min must be < sigma_max, got {self.sigma_min} and {self.sigma_max}"
             )
         return self
 

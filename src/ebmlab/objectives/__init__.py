@@ -72,6 +72,7 @@ OBJECTIVES: dict[str, type] = {
     "dsm": DenoisingScoreMatching,
     "ssm": SlicedScoreMatching,
     "nce": NoiseContrastiveEstimation,
+    "ncsm": NoiseConditionalScoreMatching,
 }
 
 
