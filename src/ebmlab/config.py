@@ -191,6 +191,8 @@ class ObjectiveConfig(_Section):
     # ncsm: the range of trained noise levels (data units; [-1, 1] for images).
     sigma_min: float = Field(0.01, gt=0.0)
     sigma_max: float = Field(1.0, gt=0.0)
+    # ncsm: scale of the smoothed Gaussian reference of the energy (None: none).
+    sigma_data: float | None = Field(None, gt=0.0)
     # ssm: projections per point, variance-reduced form, direction distribution.
     n_projections: int = Field(1, ge=1)
     variance_reduction: bool = True

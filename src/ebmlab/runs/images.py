@@ -140,7 +140,7 @@ def build_image_energy(cfg: RunConfig, event_shape: tuple[int, ...]) -> Energy:
             cfg.model_copy(update={"objective": o.model_copy(update={"name": "pcd"})}),
             (c + 1, h, w),
         )
-        return NoiseConditionalImageEnergy(net, o.sigma_min, o.sigma_max)
+        return NoiseConditionalImageEnergy(net, o.sigma_min, o.sigma_max, o.sigma_data)
     try:
         if m.type == "conv":
             return ConvEnergy(
