@@ -76,7 +76,7 @@ def test_noise_conditional_image_energy_reads_the_level():
 def test_noise_conditional_score_matching_takes_images():
     torch.manual_seed(0)
     e = NoiseConditionalImageEnergy(ConvEnergy((2, 8, 8), channels=(4,)), 0.05, 1.0)
-    loss, diag, _ = NoiseConditionalScoreMatching(0.05, 1.0)(e, torch.randn(5, 1, 8, 8), None)
+    loss, _, _ = NoiseConditionalScoreMatching(0.05, 1.0)(e, torch.randn(5, 1, 8, 8), None)
     assert loss.shape == () and bool(torch.isfinite(loss))
     loss.backward()
     # grad_x E does not see the last bias; every weight is trained
@@ -123,12 +123,15 @@ def test_inpainting_keeps_observed_pixels_and_fills_the_rest(ncsm_run, method):
     assert mse < 0.5 * mse_mean
 
 
-def test_cli_denoise_defaults_to_tweedie_and_refuses_it_elsewhere(ncsm_run, tmp_path, capsys):
-    tmp, run = ncsm_run
+def test_cli_denoise_on_an_ncsm_run_and_ncsm_refused_for_rows(ncsm_run, tmp_path):
+    _, run = ncsm_run
     clean = bars(6, seed=5)
     np.save(tmp_path / "x.npy", clean)
     out = tmp_path / "r.npy"
-    assert main(["denoise", str(run), str(tmp_path / "x.npy"), "-o", str(out), "--noise-std", "20"]) == 0
+    assert (
+        main(["denoise", str(run), str(tmp_path / "x.npy"), "-o", str(out), "--noise-std", "20"])
+        == 0
+    )
     r = np.load(out)
     assert r.shape == (6, 8, 8) and r.dtype == np.uint8
     with pytest.raises(ConfigError, match="ncsm"):

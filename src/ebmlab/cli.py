@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="descent: MAP by gradient descent; langevin: posterior mean of Langevin chains; "
         "tweedie: Tweedie's posterior mean (image runs trained with --objective ncsm); "
-        "auto (default): tweedie for ncsm runs, else descent",
+        "auto (default): langevin for ncsm runs, else descent",
     )
     p.add_argument(
         "--steps",

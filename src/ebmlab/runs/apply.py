@@ -429,15 +429,17 @@ def denoise_run(
     over the first half of the steps, the states averaged over the second
     half: a posterior mean). The first step is ``noise_std^2 / 4`` (Gaussian)
     or the run's sampler step size (mask). ``"auto"`` (the default) is
-    ``"tweedie"`` for an image run trained with the ``ncsm`` objective and
+    ``"langevin"`` for an image run trained with the ``ncsm`` objective and
     ``"descent"`` otherwise.
 
     Image runs trained with ``ncsm`` (a noise-conditional energy) restore by
     :func:`ebmlab.runs.restore.restore_images`: Gaussian noise by one Tweedie
-    step at ``noise_std`` (the posterior mean), missing pixels by an annealed
-    restoration over ``n_steps`` noise levels, deterministic (``"tweedie"``)
-    or averaging ``n_chains`` random chains (``"langevin"``); ``"descent"``
-    descends the energy at the smallest trained level. Restored pixels of
+    step at ``noise_std`` (the posterior mean; ``"tweedie"`` and
+    ``"langevin"`` agree there), missing pixels by an annealed restoration
+    over ``n_steps`` noise levels, averaging ``n_chains`` random chains
+    (``"langevin"``: a posterior mean) or one deterministic chain
+    (``"tweedie"``: faster, blurrier); ``"descent"`` descends the energy at
+    the smallest trained level. Restored pixels of
     image runs are clipped to the data's range.
 
     Arguments:
@@ -510,7 +512,7 @@ def iter_denoise_run(
     run_ = load_run(out, device=device)
     is_nc = isinstance(run_.energy, NoiseConditionalImageEnergy)
     if method == "auto":
-        method = "tweedie" if is_nc else "descent"
+        method = "langevin" if is_nc else "descent"
     elif method == "tweedie" and not is_nc:
         raise ConfigError(
             "method 'tweedie' needs an image run trained with objective 'ncsm' "

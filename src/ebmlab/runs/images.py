@@ -61,7 +61,8 @@ def image_run_config(source: str, objective: str = "pcd") -> RunConfig:
     denoise`` works best with): the same network reading ``log sigma`` as one
     more input channel (:class:`~ebmlab.energies.NoiseConditionalImageEnergy`),
     trained by noise-conditional denoising score matching with ``sigma`` from
-    0.01 to 1.0 on ``[-1, 1]``; Adam 1e-3 with a cosine decay, batch 128, 4,000
+    0.01 to 1.0 on ``[-1, 1]`` and a smoothed Gaussian reference of scale
+    ``sigma_data`` 0.5; Adam 1e-3 with a cosine decay, batch 128, 4,000
     updates. Other objective names only set ``objective.name``.
     """
     cfg = RunConfig()
@@ -94,7 +95,7 @@ def image_run_config(source: str, objective: str = "pcd") -> RunConfig:
         o.data_noise = 0.04
     o.name = objective  # type: ignore[assignment]  # validated by the config
     if objective == "ncsm":
-        o.sigma_min, o.sigma_max = 0.01, 1.0
+        o.sigma_min, o.sigma_max, o.sigma_data = 0.01, 1.0, 0.5
         t.steps, t.lr, t.betas, t.lr_schedule = 4000, 1e-3, (0.9, 0.999), "cosine"
     return cfg
 
