@@ -142,3 +142,16 @@ def test_cli_denoise_on_an_ncsm_run_and_ncsm_refused_for_rows(ncsm_run, tmp_path
         cfg = RunConfig()
         cfg.objective.name = "ncsm"
         build_energy(cfg, (2,))
+
+
+def test_train_data_objective_ncsm_gives_the_restoration_recipe(tmp_path):
+    np.save(tmp_path / "bars.npy", bars(24, seed=6))
+    out = tmp_path / "run"
+    args = ["train", "--data", str(tmp_path / "bars.npy"), "--objective", "ncsm"]
+    assert main([*args, "--steps", "2", "--out", str(out), "--no-eval", "--quiet"]) == 0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["objective"]["name"] == "ncsm" and cfg["objective"]["sigma_data"] == 0.5
+    assert cfg["model"]["type"] == "conv" and cfg["train"]["lr"] == 1e-3
+    from ebmlab.runs import load_run
+
+    assert isinstance(load_run(out).energy, NoiseConditionalImageEnergy)
