@@ -21,7 +21,7 @@ from .errors import ConfigError, EbmlabError, TrainingInterruptedError
 EXIT_USER_ERROR = 2
 #: ``ebmlab train --objective`` choices: the keys of ``ebmlab.objectives.OBJECTIVES``
 #: (listed here so that building the parser does not import torch).
-OBJECTIVE_NAMES = ("cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce", "jem")
+OBJECTIVE_NAMES = ("cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce", "jem", "ncsm")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         "short-run), score matching (sm, dsm, ssm), noise-contrastive estimation (nce), or "
         "jem: a classifier that is also an energy model, on labelled images (npz key y, "
         "class subfolders, builtin:digits, builtin:mnist5k); the default for a labelled "
-        "image file or folder given by --data",
+        "image file or folder given by --data; "
+        "noise-conditional score matching of image runs (ncsm: the model for denoise)",
     )
     p.add_argument("--out", help="run directory (default runs/NAME)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
@@ -192,11 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help=".npy of the same shape, nonzero where an entry is observed")
     p.add_argument(
         "--method",
-        choices=["descent", "langevin"],
-        default="descent",
-        help="descent: MAP by gradient descent; langevin: posterior mean of Langevin chains",
+        choices=["auto", "descent", "langevin", "tweedie"],
+        default="auto",
+        help="descent: MAP by gradient descent; langevin: posterior mean of Langevin chains; "
+        "tweedie: Tweedie's posterior mean (image runs trained with --objective ncsm); "
+        "auto (default): langevin for ncsm runs, else descent",
     )
-    p.add_argument("--steps", type=int, default=200, help="descent or Langevin steps")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=200,
+        help="descent or Langevin steps (ncsm runs: noise levels of the annealed inpainting)",
+    )
     p.add_argument(
         "--step-size",
         type=float,
@@ -304,7 +312,11 @@ def _train(args: argparse.Namespace) -> int:
                     )
             if jem:
                 args.objective = "jem"
-            cfg = jem_run_config(args.data) if jem else image_run_config(args.data)
+            cfg = (
+                jem_run_config(args.data)
+                if jem
+                else image_run_config(args.data, objective=args.objective or "pcd")
+            )
     if args.data and cfg.data.file != args.data:
         cfg.data.file = args.data
         cfg.data.toy = None

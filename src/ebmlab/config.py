@@ -209,16 +209,20 @@ class SamplerConfig(_Section):
 class ObjectiveConfig(_Section):
     """The training objective: contrastive divergence (``cd``, ``pcd``,
     ``short-run``), score matching (``sm``, ``dsm``, ``ssm``), noise-contrastive
-    estimation (``nce``) or, for labelled images, the joint energy objective of
+    estimation (``nce``), for labelled images the joint energy objective of
     JEM (``jem``: cross-entropy plus ``generative_weight`` times the contrastive
     term, ``n_steps`` SGLD steps with the ``sampler`` section's step size, noise
-    and clamps, ``alpha`` the energy penalty, ``n_chains`` the replay buffer).
-    Keys that an objective does not use are ignored by it."""
+    and clamps, ``alpha`` the energy penalty, ``n_chains`` the replay buffer), or,
+    for image runs, noise-conditional denoising score matching (``ncsm``: the
+    energy reads the noise level, ``log sigma`` uniform in ``[sigma_min,
+    sigma_max]``; what ``ebmlab denoise`` restores with). Keys that an objective
+    does not use are ignored by it."""
 
-    name: Literal["cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce", "jem"] = "pcd"
+    name: Literal["cd", "pcd", "short-run", "sm", "dsm", "ssm", "nce", "jem", "ncsm"] = "pcd"
     """cd, pcd, short-run (contrastive divergence), sm, dsm, ssm (score matching), nce
-    (noise-contrastive estimation) or jem (labelled images: classifier and energy);
-    see docs/objectives.md and docs/images.md."""
+    (noise-contrastive estimation), jem (labelled images: classifier and energy) or ncsm
+    (image runs: noise-conditional score matching, for denoise); see docs/objectives.md
+    and docs/images.md."""
     n_steps: int = Field(10, ge=0)
     """CD family: MCMC steps per update for the negatives."""
     alpha: float = Field(0.0, ge=0.0)
@@ -247,6 +251,12 @@ class ObjectiveConfig(_Section):
     """dsm: the one noise level."""
     noise_levels: list[float] | None = None
     """dsm: several noise levels (overrides `noise_std`); null: one level."""
+    sigma_min: float = Field(0.01, gt=0.0)
+    """ncsm: the smallest trained noise level (data units; [-1, 1] for images)."""
+    sigma_max: float = Field(1.0, gt=0.0)
+    """ncsm: the largest trained noise level (data units)."""
+    sigma_data: float | None = Field(None, gt=0.0)
+    """ncsm: scale of the smoothed Gaussian reference of the energy; null: none."""
     n_projections: int = Field(1, ge=1)
     """ssm: random projections per point."""
     variance_reduction: bool = True
@@ -276,6 +286,10 @@ class ObjectiveConfig(_Section):
         ):
             raise ValueError(
                 f"noise_levels must be a non-empty list of numbers > 0, got {self.noise_levels}"
+            )
+        if not self.sigma_min < self.sigma_max:
+            raise ValueError(
+                f"sigma_min must be < sigma_max, got {self.sigma_min} and {self.sigma_max}"
             )
         return self
 

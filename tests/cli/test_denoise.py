@@ -121,3 +121,11 @@ def test_user_errors_exit_2(trained, tmp_path, capsys):
     )
     assert "expected rows of shape (N, 3)" in capsys.readouterr().err
     assert not (tmp_path / "o.npy").exists()
+
+
+def test_tweedie_needs_a_noise_conditional_run(trained, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", line(5, 3))
+    args = ["denoise", str(trained), str(tmp_path / "x.npy"), "-o", str(tmp_path / "o.npy")]
+    assert main([*args, "--noise-std", "0.1", "--method", "tweedie"]) == 2
+    assert "ncsm" in capsys.readouterr().err
+    assert not (tmp_path / "o.npy").exists()

@@ -23,6 +23,7 @@ from ebmlab.energies import (
     GaussianMixture,
     KMeansEnergy,
     MLPEnergy,
+    NoiseConditionalImageEnergy,
     PCAEnergy,
     ResNetEnergy,
     SparseCodingEnergy,
@@ -113,6 +114,12 @@ CASES: dict[str, Case] = {
             g, ResNetEnergy, (2, 5, 9), channels=(4,), spectral_norm=True, base_scale=2.0
         ),
         ("ResNetEnergy", "event_shape=(2, 5, 9)", "spectral_norm=True", "base_scale=2.0"),
+    ),
+    "noise_conditional_image": Case(
+        lambda g: NoiseConditionalImageEnergy(
+            _seeded(g, ConvEnergy, (2, 6, 6), channels=(4,), hidden=8), 0.05, 1.0, 0.5
+        ).to(F64),
+        ("NoiseConditionalImageEnergy", "sigma_min=0.05", "sigma_data=0.5", "ConvEnergy"),
     ),
     "gaussian": Case(lambda g: _gaussian(g), ("Gaussian", "dim=3")),
     "mixture_full": Case(

@@ -19,8 +19,9 @@ Low energy = high probability: ``p(x) = exp(-E(x)) / Z``.
 * :mod:`~ebmlab.energies.classifier`: :class:`ClassifierEnergy`, a classifier
   read as an energy (JEM: ``E(x) = -logsumexp_y f(x)[y]``) on any backbone,
   and :func:`make_mlp`.
-* :mod:`~ebmlab.energies.noise_conditional`: :class:`NoiseConditionalEnergy`,
-  one energy for every noise level (denoising).
+* :mod:`~ebmlab.energies.noise_conditional`: :class:`NoiseConditionalEnergy`
+  and :class:`NoiseConditionalImageEnergy`, one energy for every noise level
+  (denoising).
 * :mod:`~ebmlab.energies.compose`: :class:`SumEnergy` (product of experts) and
   :class:`Tempered`.
 
@@ -40,7 +41,7 @@ from .conv import ConvEnergy, ResNetEnergy
 from .gaussian import Gaussian, GaussianMixture
 from .latent import KMeansEnergy, PCAEnergy, SparseCodingEnergy
 from .mlp import MLPEnergy
-from .noise_conditional import NoiseConditionalEnergy
+from .noise_conditional import NoiseConditionalEnergy, NoiseConditionalImageEnergy
 
 __all__ = [
     "ClassifierEnergy",
@@ -51,6 +52,7 @@ __all__ = [
     "KMeansEnergy",
     "MLPEnergy",
     "NoiseConditionalEnergy",
+    "NoiseConditionalImageEnergy",
     "PCAEnergy",
     "ResNetEnergy",
     "SparseCodingEnergy",

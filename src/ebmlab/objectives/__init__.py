@@ -83,6 +83,7 @@ OBJECTIVES: dict[str, type] = {
     "ssm": SlicedScoreMatching,
     "nce": NoiseContrastiveEstimation,
     "jem": JointEnergyObjective,
+    "ncsm": NoiseConditionalScoreMatching,
 }
 
 

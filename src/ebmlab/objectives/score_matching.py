@@ -435,7 +435,8 @@ class NoiseConditionalScoreMatching:
         *,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, ScoreMatchingDiagnostics, Any]:
-        """Loss for one batch ``x_pos`` of shape ``(B, D)``; ``energy(x, sigma) -> (B,)``."""
+        """Loss for one batch ``x_pos`` of shape ``(B, *event_shape)`` (rows ``(B, D)`` or
+        images ``(B, C, H, W)``); ``energy(x, sigma) -> (B,)``."""
         b = x_pos.shape[0]
         log_lo, log_hi = math.log(self.sigma_min), math.log(self.sigma_max)
         u = torch.rand(b, generator=generator, dtype=x_pos.dtype, device=x_pos.device)
@@ -444,11 +445,14 @@ class NoiseConditionalScoreMatching:
             log_sigma[: b // 2] = math.log(self.focus)
         sigma = log_sigma.exp()
         eps = torch.randn(x_pos.shape, generator=generator, dtype=x_pos.dtype, device=x_pos.device)
-        xt = (x_pos.detach() + sigma[:, None] * eps).requires_grad_(True)
+        s = sigma.reshape((b,) + (1,) * (x_pos.dim() - 1))
+        xt = (x_pos.detach() + s * eps).requires_grad_(True)
         with torch.enable_grad():
             e = energy(xt, sigma)
             (g,) = torch.autograd.grad(e.sum(), xt, create_graph=True)
-            loss = 0.5 * (sigma[:, None] * g - eps).pow(2).sum(1).mean()
+            loss = 0.5 * _flat(s * g - eps).pow(2).sum(1).mean()
+        g = _flat(g)
+        eps = _flat(eps)
         sg = (sigma[:, None] * g).detach()
         diag = ScoreMatchingDiagnostics(
             loss.detach(),

@@ -16,6 +16,9 @@ Modules:
 * :mod:`~ebmlab.runs.apply`: :func:`sample_run`, :func:`score_run`,
   :func:`detect_run`, :func:`denoise_run`, :func:`log_z_run`; ``iter_score_run``,
   ``iter_detect_run`` and ``iter_denoise_run`` stream a file of any size in chunks.
+* :mod:`~ebmlab.runs.restore`: :func:`~ebmlab.runs.restore.restore_images`,
+  denoising and inpainting images with a noise-conditional energy (Tweedie's
+  formula, annealed chains): what ``denoise`` does on ``ncsm`` image runs.
 * :mod:`~ebmlab.runs.images`: image runs: the image recipe's default config,
   the data split, the convolutional energy, PNG grids, ``chains.gif`` and the
   dequantized log-likelihood of 8x8 images (evaluated by ``evaluate``).

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from torch import Tensor
 
 from ..data.loaders import _NPLOAD_ERRORS, CHUNK_ROWS, iter_array_chunks
-from ..energies import MLPEnergy
+from ..energies import MLPEnergy, NoiseConditionalImageEnergy
 from ..energies.base import energy_and_grad
 from ..errors import ConfigError, DataError
 from ..partition import Estimate
@@ -337,9 +337,10 @@ def iter_detect_run(
 
 #: ``ebmlab denoise`` noise models and restoration methods.
 DENOISE_NOISES = ("gaussian", "mask")
-#: Restorations of ``ebmlab denoise`` (:func:`denoise_run`): MAP by gradient descent, or
-#: the posterior mean of Langevin chains.
-DENOISE_METHODS = ("descent", "langevin")
+#: Restorations of ``ebmlab denoise`` (:func:`denoise_run`): ``auto`` (``langevin`` on
+#: ``ncsm`` runs, else ``descent``), MAP by gradient descent, the posterior mean of Langevin
+#: chains, or Tweedie's posterior mean (``ncsm`` runs).
+DENOISE_METHODS = ("auto", "descent", "langevin", "tweedie")
 
 
 def _rows_with_nan(path: str | os.PathLike[str], dim: int, chunk_rows: int) -> Iterator[Any]:
@@ -423,7 +424,7 @@ def denoise_run(
     noise: str = "gaussian",
     noise_std: float | None = None,
     mask: str | os.PathLike[str] | None = None,
-    method: str = "descent",
+    method: str = "auto",
     n_steps: int = 200,
     step_size: float | None = None,
     n_chains: int = 16,
@@ -448,7 +449,19 @@ def denoise_run(
     Metropolis-adjusted Langevin chains per row on ``U``, the step adapted
     over the first half of the steps, the states averaged over the second
     half: a posterior mean). The first step is ``noise_std^2 / 4`` (Gaussian)
-    or the run's sampler step size (mask).
+    or the run's sampler step size (mask). ``"auto"`` (the default) is
+    ``"langevin"`` for an image run trained with the ``ncsm`` objective and
+    ``"descent"`` otherwise.
+
+    Image runs trained with ``ncsm`` (a noise-conditional energy) restore by
+    :func:`ebmlab.runs.restore.restore_images`: Gaussian noise by one Tweedie
+    step at ``noise_std`` (the posterior mean; ``"tweedie"`` and
+    ``"langevin"`` agree there), missing pixels by an annealed restoration
+    over ``n_steps`` noise levels, averaging ``n_chains`` random chains
+    (``"langevin"``: a posterior mean) or one deterministic chain
+    (``"tweedie"``: faster, blurrier); ``"descent"`` descends the energy at
+    the smallest trained level. Restored pixels of
+    image runs are clipped to the data's range.
 
     Arguments:
         out: Run directory.
@@ -456,8 +469,9 @@ def denoise_run(
         noise: ``"gaussian"`` or ``"mask"``.
         noise_std: Gaussian noise level (required for ``"gaussian"``).
         mask: ``.npy`` file of the observed-entry mask ``(N, D)``.
-        method: ``"descent"`` or ``"langevin"``.
-        n_steps: Gradient or Langevin steps.
+        method: ``"auto"``, ``"descent"``, ``"langevin"`` or ``"tweedie"``
+            (``ncsm`` image runs only).
+        n_steps: Gradient or Langevin steps (``ncsm`` runs: noise levels).
         step_size: Step size (default above).
         n_chains: Langevin chains per row.
         seed: Seed of the Langevin noise.
@@ -499,7 +513,7 @@ def iter_denoise_run(
     noise: str = "gaussian",
     noise_std: float | None = None,
     mask: str | os.PathLike[str] | None = None,
-    method: str = "descent",
+    method: str = "auto",
     n_steps: int = 200,
     step_size: float | None = None,
     n_chains: int = 16,
@@ -517,6 +531,14 @@ def iter_denoise_run(
 
     _check_denoise(noise, method, noise_std, n_steps, n_chains, step_size)
     run_ = load_run(out, device=device)
+    is_nc = isinstance(run_.energy, NoiseConditionalImageEnergy)
+    if method == "auto":
+        method = "langevin" if is_nc else "descent"
+    elif method == "tweedie" and not is_nc:
+        raise ConfigError(
+            "method 'tweedie' needs an image run trained with objective 'ncsm' "
+            "(ebmlab train --data IMAGES --objective ncsm)"
+        )
     dim = run_.energy.dim
     image = run_.config.data.image
     if image is not None and noise_std is not None:  # the data's pixel units -> [-1, 1]
@@ -610,6 +632,10 @@ def _denoise_chunk(
     energy = run_.energy
     for p in energy.parameters():
         p.requires_grad_(False)
+    if isinstance(energy, NoiseConditionalImageEnergy) and method != "descent":
+        return _restore_nc(
+            run_, energy, y_np, observed, noise, noise_std, method, n_steps, n_chains, g
+        )
     dim = energy.dim
     dev = next(energy.parameters()).device
     dtype = next(energy.parameters()).dtype
@@ -676,6 +702,47 @@ def _denoise_chunk(
     if method == "langevin":
         x = (total / max(count, 1)).reshape(-1, k, dim).mean(1)
     result = torch.where(free | missing, x, y).double().cpu()
+    if run_.config.data.image is not None:
+        result = result.clamp(-1.0, 1.0)
     if noise == "mask":
         result = torch.where(obs.cpu(), torch.as_tensor(y_np), result)
+    return result
+
+
+def _restore_nc(
+    run_: Run,
+    energy: NoiseConditionalImageEnergy,
+    y_np: Any,
+    observed: Any,
+    noise: str,
+    noise_std: float | None,
+    method: str,
+    n_steps: int,
+    n_chains: int,
+    g: torch.Generator,
+) -> Tensor:
+    """Restore one chunk of images with a noise-conditional energy (``ncsm`` runs)."""
+    import numpy as np
+
+    from .restore import restore_images
+
+    dev = next(energy.parameters()).device
+    dtype = next(energy.parameters()).dtype
+    shape = (-1, *energy.event_shape)
+    mean = run_.train.reshape(run_.train.shape[0], -1).mean(0).to(dtype)  # missing: start here
+    obs = torch.as_tensor(observed)
+    y = torch.where(obs, torch.as_tensor(np.nan_to_num(y_np), dtype=dtype), mean.expand(obs.shape))
+    x = restore_images(
+        energy,
+        y.reshape(shape).to(dev),
+        obs.reshape(shape).to(dev),
+        noise_std=noise_std if noise == "gaussian" else None,
+        method=method,
+        n_steps=n_steps,
+        n_chains=n_chains,
+        generator=g,
+    )
+    result = x.reshape(obs.shape).double().cpu()
+    if noise == "mask":
+        result = torch.where(obs, torch.as_tensor(y_np, dtype=torch.float64), result)
     return result

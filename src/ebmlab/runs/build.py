@@ -30,6 +30,7 @@ from ..evaluation import default_bounds
 from ..objectives import (
     ContrastiveDivergence,
     DenoisingScoreMatching,
+    NoiseConditionalScoreMatching,
     NoiseContrastiveEstimation,
     ScoreMatching,
     SlicedScoreMatching,
@@ -121,6 +122,11 @@ def build_energy(cfg: RunConfig, event_shape: tuple[int, ...]) -> MLPEnergy:
     The global RNG is forked, so the caller's random state is untouched.
     """
     m = cfg.model
+    if cfg.objective.name == "ncsm" and m.type == "mlp":
+        raise ConfigError(
+            "objective 'ncsm' needs an image run (model.type conv or resnet); "
+            "for rows use ebmlab.estimators.EnergyDenoiser"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         if cfg.objective.name == "jem":  # a classifier energy: one logit per class
@@ -188,6 +194,8 @@ def _objective(
         return ScoreMatching(o.hessian, n_probes=o.n_probes)
     if o.name == "dsm":
         return DenoisingScoreMatching(o.noise_std, noise_levels=o.noise_levels)
+    if o.name == "ncsm":
+        return NoiseConditionalScoreMatching(o.sigma_min, o.sigma_max)
     if o.name == "ssm":
         return SlicedScoreMatching(
             o.n_projections, variance_reduction=o.variance_reduction, projection=o.projection

@@ -50,12 +50,21 @@ from torch import Tensor
 
 from ..config import ImageScalingConfig, RunConfig
 from ..data.images import ImageScaling, load_images, stratified_split
-from ..energies import ConvEnergy, Energy, ResNetEnergy
+from ..energies import ConvEnergy, Energy, NoiseConditionalImageEnergy, ResNetEnergy
 from ..errors import ConfigError
 
 
-def image_run_config(source: str) -> RunConfig:
-    """The default config of an image run on ``source`` (see the module doc)."""
+def image_run_config(source: str, objective: str = "pcd") -> RunConfig:
+    """The default config of an image run on ``source`` (see the module doc).
+
+    ``objective="ncsm"`` gives the restoration recipe instead (what ``ebmlab
+    denoise`` works best with): the same network reading ``log sigma`` as one
+    more input channel (:class:`~ebmlab.energies.NoiseConditionalImageEnergy`),
+    trained by noise-conditional denoising score matching with ``sigma`` from
+    0.01 to 1.0 on ``[-1, 1]`` and a smoothed Gaussian reference of scale
+    ``sigma_data`` 0.5; Adam 1e-3 with a cosine decay, batch 128, 4,000
+    updates. Other objective names only set ``objective.name``.
+    """
     cfg = RunConfig()
     name = source.split(":", 1)[1] if source.startswith("builtin:") else Path(source).stem
     cfg.name = name or "images"
@@ -84,6 +93,10 @@ def image_run_config(source: str) -> RunConfig:
         cfg.model.channels = [32, 64]
         cfg.model.base_scale = 2.0
         o.data_noise = 0.04
+    o.name = objective  # type: ignore[assignment]  # validated by the config
+    if objective == "ncsm":
+        o.sigma_min, o.sigma_max, o.sigma_data = 0.01, 1.0, 0.5
+        t.steps, t.lr, t.betas, t.lr_schedule = 4000, 1e-3, (0.9, 0.999), "cosine"
     return cfg
 
 
@@ -121,6 +134,14 @@ def build_image_energy(cfg: RunConfig, event_shape: tuple[int, ...]) -> Energy:
         raise ConfigError(
             f"model.type {m.type!r} needs images (C, H, W), got data of shape {event_shape}"
         )
+    o = cfg.objective
+    if o.name == "ncsm":  # the noise level is one more input channel
+        c, h, w = event_shape
+        net = build_image_energy(
+            cfg.model_copy(update={"objective": o.model_copy(update={"name": "pcd"})}),
+            (c + 1, h, w),
+        )
+        return NoiseConditionalImageEnergy(net, o.sigma_min, o.sigma_max, o.sigma_data)
     try:
         if m.type == "conv":
             return ConvEnergy(
