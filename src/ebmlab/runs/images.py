@@ -295,13 +295,13 @@ class _BoxWarped(Energy):
         return e - log_jac.sum(1) - y.shape[1] * math.log(self.bound)
 
 
-def box_coordinates(x: Tensor, bound: float) -> Tensor:
-    """``y = atanh(x / b)`` of images ``x`` ``(N, C, H, W)`` inside ``[-b, b]``, flat ``(N, D)``."""
+def _box_coordinates(x: Tensor, bound: float) -> Tensor:
+    """``y = atanh(x / b)``, flat ``(N, D)``, of images ``x`` ``(N, C, H, W)`` in ``[-b, b]``."""
     u = (x.reshape(x.shape[0], -1) / bound).clamp(-1.0 + 1e-12, 1.0 - 1e-12)
     return torch.atanh(u)
 
 
-def fit_box_base(train: Tensor, bound: float, n_components: int = 5, seed: int = 0) -> Any:
+def _fit_box_base(train: Tensor, bound: float, n_components: int = 5, seed: int = 0) -> Any:
     """A Gaussian mixture (full covariances, EM) fitted to training images in the
     box coordinates ``y = atanh(x / b)``: the AIS base of
     :func:`dequantized_log_likelihood` (exact samples, ``log_z = 0``)."""
@@ -309,7 +309,7 @@ def fit_box_base(train: Tensor, bound: float, n_components: int = 5, seed: int =
 
     from ..energies import GaussianMixture
 
-    y = box_coordinates(train.double().cpu(), bound).numpy()
+    y = _box_coordinates(train.double().cpu(), bound).numpy()
     k = max(1, min(int(n_components), y.shape[0] // 2))
     gm = _SkGMM(k, covariance_type="full", reg_covar=1e-3, random_state=seed).fit(y)
 
@@ -343,7 +343,7 @@ def dequantized_log_likelihood(
     ``log p_x(x) = -E(x) - log Z_box``. ``Z_box`` is annealed in the
     coordinates ``y = atanh(x / b)`` (:class:`_BoxWarped`), from ``base``: by
     default a Gaussian mixture fitted to ``train`` in those coordinates
-    (:func:`fit_box_base`), else to the test images.
+    (:func:`_fit_box_base`), else to the test images.
 
     Arguments:
         energy: The image energy ``(N, C, H, W) -> (N,)``.
@@ -379,7 +379,7 @@ def dequantized_log_likelihood(
             fit_to = fit_to + level * (
                 torch.rand(fit_to.shape, generator=gt, dtype=torch.float64) - 0.5
             )
-        base = fit_box_base(fit_to, bound, seed=seed)
+        base = _fit_box_base(fit_to, bound, seed=seed)
     est = partition_log_z(
         _BoxWarped(e64, bound),
         "bdmc",
