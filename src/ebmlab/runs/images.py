@@ -273,6 +273,18 @@ def _labels(cfg: RunConfig) -> tuple[Tensor | None, Tensor | None]:
     return y_tr, y_te
 
 
+class _Flat(Energy):
+    """An image energy seen on flat vectors ``(N, D)`` (so that a flat base fits it)."""
+
+    def __init__(self, energy: Energy) -> None:
+        super().__init__((math.prod(energy.event_shape),))
+        self.energy = energy
+        self.image_shape = tuple(energy.event_shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.energy(x.reshape(-1, *self.image_shape))
+
+
 class _BoxWarped(Energy):
     """``exp(-E)`` on the box ``[-b, b]^D`` seen through ``x = b tanh(y)``.
 
@@ -301,15 +313,16 @@ def _box_coordinates(x: Tensor, bound: float) -> Tensor:
     return torch.atanh(u)
 
 
-def _fit_box_base(train: Tensor, bound: float, n_components: int = 5, seed: int = 0) -> Any:
-    """A Gaussian mixture (full covariances, EM) fitted to training images in the
-    box coordinates ``y = atanh(x / b)``: the AIS base of
-    :func:`dequantized_log_likelihood` (exact samples, ``log_z = 0``)."""
+def _fit_base(train: Tensor, bound: float | None, n_components: int = 5, seed: int = 0) -> Any:
+    """A Gaussian mixture (full covariances, EM) fitted to flat training images,
+    in the box coordinates ``y = atanh(x / b)`` unless ``bound`` is ``None``: the
+    AIS base of :func:`dequantized_log_likelihood` (exact samples, ``log_z = 0``)."""
     from sklearn.mixture import GaussianMixture as _SkGMM
 
     from ..energies import GaussianMixture
 
-    y = _box_coordinates(train.double().cpu(), bound).numpy()
+    x = train.double().cpu()
+    y = (x.reshape(x.shape[0], -1) if bound is None else _box_coordinates(x, bound)).numpy()
     k = max(1, min(int(n_components), y.shape[0] // 2))
     gm = _SkGMM(k, covariance_type="full", reg_covar=1e-3, random_state=seed).fit(y)
 
@@ -328,7 +341,9 @@ def dequantized_log_likelihood(
     *,
     train: Tensor | None = None,
     base: Any = None,
+    box: bool = True,
     n_transitions: int = 1,
+    dequantized: Tensor | None = None,
 ) -> dict[str, Any]:
     """Test log-likelihood of integer-valued images, dequantized, by AIS with a
     BDMC bracket: nats per image and bits per dimension.
@@ -337,13 +352,15 @@ def dequantized_log_likelihood(
     grid point), so the density is per unit of one level:
     ``log p(v + u) = log p_x(x) + D log(dx / dv)`` with ``dx / dv = 2 / (high - low)``.
 
-    The model is ``exp(-E)`` restricted to the dequantized pixel box
-    ``[-b, b]^D``, ``b = 1 + dx / 2`` (where the data are, and where the image
-    samplers keep their chains: they clamp pixels), normalized over that box:
-    ``log p_x(x) = -E(x) - log Z_box``. ``Z_box`` is annealed in the
-    coordinates ``y = atanh(x / b)`` (:class:`_BoxWarped`), from ``base``: by
-    default a Gaussian mixture fitted to ``train`` in those coordinates
-    (:func:`_fit_box_base`), else to the test images.
+    With ``box`` (the default), the model is ``exp(-E)`` restricted to the
+    dequantized pixel box ``[-b, b]^D``, ``b = 1 + dx / 2`` (where the data
+    are, and where the image samplers keep their chains: they clamp pixels),
+    normalized over that box: ``log p_x(x) = -E(x) - log Z_box``. ``Z_box`` is
+    annealed in the coordinates ``y = atanh(x / b)`` (:class:`_BoxWarped`).
+    Without ``box``, ``Z`` is the integral over all of ``R^D`` (an energy
+    whose ``exp(-E)`` is integrable there). AIS starts from ``base``: by
+    default a Gaussian mixture fitted to the dequantized ``train`` images in
+    the annealing coordinates (:func:`_fit_base`), else to the test images.
 
     Arguments:
         energy: The image energy ``(N, C, H, W) -> (N,)``.
@@ -352,8 +369,12 @@ def dequantized_log_likelihood(
         cfg: The run's config (``evaluate.ais_chains``, ``evaluate.ais_temperatures``).
         seed: Seed of the dequantization noise and of AIS.
         train: Training images for the base (``None``: the test images).
-        base: An AIS base over the flat box coordinates (overrides ``train``).
+        base: An AIS base over the flat annealing coordinates, with exact
+            ``log_z`` and ``sample`` (overrides ``train``).
+        box: Normalize over the dequantized pixel box (else over ``R^D``).
         n_transitions: HMC transitions per temperature.
+        dequantized: The dequantized test images, when the caller drew them
+            (e.g. to share one draw between models); ``test`` is then unused.
 
     Returns:
         ``ll_nats_per_image`` (midpoint), its bracket ``ll_nats_per_image_lower``
@@ -371,6 +392,8 @@ def dequantized_log_likelihood(
     bound = 1.0 + level / 2.0
     x = test.double().cpu()
     x_deq = x + level * (torch.rand(x.shape, generator=g, dtype=torch.float64) - 0.5)
+    if dequantized is not None:
+        x_deq = dequantized.double().cpu().reshape(x_deq.shape)
     t0 = time.perf_counter()
     if base is None:
         fit_to = x_deq if train is None else train.double().cpu()
@@ -379,9 +402,9 @@ def dequantized_log_likelihood(
             fit_to = fit_to + level * (
                 torch.rand(fit_to.shape, generator=gt, dtype=torch.float64) - 0.5
             )
-        base = _fit_box_base(fit_to, bound, seed=seed)
+        base = _fit_base(fit_to, bound if box else None, seed=seed)
     est = partition_log_z(
-        _BoxWarped(e64, bound),
+        _BoxWarped(e64, bound) if box else _Flat(e64),
         "bdmc",
         base=base,
         generator=g,
@@ -402,7 +425,7 @@ def dequantized_log_likelihood(
         "ll_stderr_over_images": float(ll.std() / math.sqrt(ll.numel())),
         "ll_bracket_width": est.upper - est.lower,
         "ll_log_z": est.to_dict(),
-        "ll_box": [-bound, bound],
+        "ll_box": [-bound, bound] if box else None,
         "ll_samples_exact": est.details.get("samples_exact"),
         "ll_seconds": time.perf_counter() - t0,
         "ll_dequantization": f"uniform over one level of {scaling.high - scaling.low:g}+1",
