@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 import copy
+import dataclasses
 import io
 import math
 import os
@@ -307,6 +308,37 @@ class _BoxWarped(Energy):
         return e - log_jac.sum(1) - y.shape[1] * math.log(self.bound)
 
 
+class _Whitened(Energy):
+    """A flat energy seen through ``x = mean + L u`` (``Z_x = Z_u |det L|``)."""
+
+    def __init__(self, energy: Energy, mean: Tensor, factor: Tensor) -> None:
+        super().__init__(tuple(energy.event_shape))
+        self.energy = energy
+        self.register_buffer("mean", mean)
+        self.register_buffer("factor", factor)
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.energy(self.mean + u @ self.factor.T)
+
+
+def _whiten(energy: Energy, base: Any) -> tuple[Energy, Any, float]:
+    """Anneal in the coordinates that whiten a Gaussian-mixture ``base``: HMC with
+    a unit mass matrix then moves every direction at one scale. Returns the
+    whitened energy, the whitened base and ``log |det L|`` (added to ``log Z``)."""
+    from ..energies import GaussianMixture
+
+    w, mu = base.log_weights.double().exp(), base.means.double()
+    cov = base.covariances.double().expand(mu.shape[0], mu.shape[1], mu.shape[1])
+    m = (w[:, None] * mu).sum(0)
+    dev = mu - m
+    total = (w[:, None, None] * (cov + dev[:, :, None] * dev[:, None, :])).sum(0)
+    factor = torch.linalg.cholesky(0.5 * (total + total.T))
+    inv = torch.linalg.solve_triangular(factor, torch.eye(factor.shape[0]).double(), upper=False)
+    base_u = GaussianMixture(w, dev @ inv.T, inv @ cov @ inv.T)
+    log_det = float(torch.log(torch.diagonal(factor)).sum())
+    return _Whitened(energy, m, factor), base_u, log_det
+
+
 def _box_coordinates(x: Tensor, bound: float) -> Tensor:
     """``y = atanh(x / b)``, flat ``(N, D)``, of images ``x`` ``(N, C, H, W)`` in ``[-b, b]``."""
     u = (x.reshape(x.shape[0], -1) / bound).clamp(-1.0 + 1e-12, 1.0 - 1e-12)
@@ -330,6 +362,15 @@ def _fit_base(train: Tensor, bound: float | None, n_components: int = 5, seed: i
         return torch.as_tensor(a, dtype=torch.float64)
 
     return GaussianMixture(t(gm.weights_), t(gm.means_), t(gm.covariances_))
+
+
+def _shifted(est: Any, shift: float) -> Any:
+    """An :class:`~ebmlab.partition.Estimate` of ``log Z + shift``."""
+    if shift == 0.0:
+        return est
+    return dataclasses.replace(
+        est, value=est.value + shift, lower=est.lower + shift, upper=est.upper + shift
+    )
 
 
 def dequantized_log_likelihood(
@@ -403,8 +444,12 @@ def dequantized_log_likelihood(
                 torch.rand(fit_to.shape, generator=gt, dtype=torch.float64) - 0.5
             )
         base = _fit_base(fit_to, bound if box else None, seed=seed)
+    target: Energy = _BoxWarped(e64, bound) if box else _Flat(e64)
+    log_det = 0.0
+    if all(hasattr(base, k) for k in ("log_weights", "means", "covariances")):
+        target, base, log_det = _whiten(target, base)
     est = partition_log_z(
-        _BoxWarped(e64, bound) if box else _Flat(e64),
+        target,
         "bdmc",
         base=base,
         generator=g,
@@ -412,6 +457,7 @@ def dequantized_log_likelihood(
         n_temperatures=ev.ais_temperatures,
         n_transitions=n_transitions,
     )
+    est = _shifted(est, log_det)
     d = x.shape[1] * x.shape[2] * x.shape[3]
     jac = d * math.log(level)
     with torch.no_grad():
