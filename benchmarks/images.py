@@ -297,8 +297,8 @@ def density(
     from sklearn.mixture import GaussianMixture as SkGaussianMixture
     from sklearn.model_selection import GridSearchCV
 
+    from ebmlab.boltzmann import GaussianBernoulliRBM, fit_cd
     from ebmlab.energies import GaussianMixture
-    from ebmlab.models import GaussianBernoulliRBM, fit_cd
     from ebmlab.objectives import NoiseContrastiveEstimation
     from ebmlab.runs.images import dequantized_log_likelihood, scaling_of
     from ebmlab.train import TrainSettings, fit

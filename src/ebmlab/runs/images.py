@@ -318,7 +318,8 @@ class _Whitened(Energy):
         self.register_buffer("factor", factor)
 
     def forward(self, u: Tensor) -> Tensor:
-        return self.energy(self.mean + u @ self.factor.T)
+        mean, factor = self.get_buffer("mean"), self.get_buffer("factor")
+        return self.energy(mean + u @ factor.T)
 
 
 def _whiten(energy: Energy, base: Any) -> tuple[Energy, Any, float]:
