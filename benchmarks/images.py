@@ -284,7 +284,7 @@ def density(
     *,
     n_transitions: int = 1,
     lr: float = 1e-2,
-    bound: float = 50.0,
+    bound: float = 20.0,
 ) -> dict[str, Any]:
     """Dequantized digits test log-likelihood: the image EBM (AIS/BDMC bracket)
     beside scikit-learn's GaussianMixture (components by cross-validation; exact)
