@@ -26,6 +26,7 @@ class _ImageGaussian(Energy):
         return 0.5 * ((x - self.mean) / self.std).pow(2).flatten(1).sum(1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("box", [True, False])
 def test_dequantized_log_likelihood_matches_a_gaussian_in_grey_levels(box):
     # Images of 17 grey levels (0..16, as scikit-learn's digits) mapped to [-1, 1].
