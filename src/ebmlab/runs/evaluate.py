@@ -226,7 +226,9 @@ def _evaluate_images(
     c, h, w = energy.event_shape
     if scaling is not None and h * w * c <= 64 and np.dtype(scaling.dtype).kind in "iu":
         report.update(
-            dequantized_log_likelihood(energy, run_.test, scaling, cfg, seed=cfg.seed + 7)
+            dequantized_log_likelihood(
+                energy, run_.test, scaling, cfg, seed=cfg.seed + 7, train=run_.train
+            )
         )
     if plots:
         _samples_png(buffer[:64], fresh[:64], out / "samples.png")

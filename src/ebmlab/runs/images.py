@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 import copy
+import dataclasses
 import io
 import math
 import os
@@ -294,8 +295,118 @@ def _labels(cfg: RunConfig) -> tuple[Tensor | None, Tensor | None]:
     return y_tr, y_te
 
 
+class _Flat(Energy):
+    """An image energy seen on flat vectors ``(N, D)`` (so that a flat base fits it)."""
+
+    def __init__(self, energy: Energy) -> None:
+        super().__init__((math.prod(energy.event_shape),))
+        self.energy = energy
+        self.image_shape = tuple(energy.event_shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.energy(x.reshape(-1, *self.image_shape))
+
+
+class _BoxWarped(Energy):
+    """``exp(-E)`` on the box ``[-b, b]^D`` seen through ``x = b tanh(y)``.
+
+    ``E_y(y) = E(b tanh y) - sum_i log(b (1 - tanh^2 y_i))``, so that
+    ``integral exp(-E_y) dy = integral over the box of exp(-E) dx``: the box's
+    normalizer, computed by annealing in unconstrained coordinates ``y``.
+    """
+
+    def __init__(self, energy: Energy, bound: float) -> None:
+        super().__init__((math.prod(energy.event_shape),))
+        self.energy = energy
+        self.image_shape = tuple(energy.event_shape)
+        self.bound = float(bound)
+
+    def forward(self, y: Tensor) -> Tensor:
+        # log(1 - tanh^2 y) = 2 (log 2 - y - softplus(-2 y)), stable for large |y|.
+        log_jac = 2.0 * (math.log(2.0) - y - torch.nn.functional.softplus(-2.0 * y))
+        x = self.bound * torch.tanh(y)
+        e = self.energy(x.reshape(-1, *self.image_shape))
+        return e - log_jac.sum(1) - y.shape[1] * math.log(self.bound)
+
+
+class _Whitened(Energy):
+    """A flat energy seen through ``x = mean + L u`` (``Z_x = Z_u |det L|``)."""
+
+    def __init__(self, energy: Energy, mean: Tensor, factor: Tensor) -> None:
+        super().__init__(tuple(energy.event_shape))
+        self.energy = energy
+        self.register_buffer("mean", mean)
+        self.register_buffer("factor", factor)
+
+    def forward(self, u: Tensor) -> Tensor:
+        mean, factor = self.get_buffer("mean"), self.get_buffer("factor")
+        return self.energy(mean + u @ factor.T)
+
+
+def _whiten(energy: Energy, base: Any) -> tuple[Energy, Any, float]:
+    """Anneal in the coordinates that whiten a Gaussian-mixture ``base``: HMC with
+    a unit mass matrix then moves every direction at one scale. Returns the
+    whitened energy, the whitened base and ``log |det L|`` (added to ``log Z``)."""
+    from ..energies import GaussianMixture
+
+    w, mu = base.log_weights.double().exp(), base.means.double()
+    cov = base.covariances.double().expand(mu.shape[0], mu.shape[1], mu.shape[1])
+    m = (w[:, None] * mu).sum(0)
+    dev = mu - m
+    total = (w[:, None, None] * (cov + dev[:, :, None] * dev[:, None, :])).sum(0)
+    factor = torch.linalg.cholesky(0.5 * (total + total.T))
+    inv = torch.linalg.solve_triangular(factor, torch.eye(factor.shape[0]).double(), upper=False)
+    base_u = GaussianMixture(w, dev @ inv.T, inv @ cov @ inv.T)
+    log_det = float(torch.log(torch.diagonal(factor)).sum())
+    return _Whitened(energy, m, factor), base_u, log_det
+
+
+def _box_coordinates(x: Tensor, bound: float) -> Tensor:
+    """``y = atanh(x / b)``, flat ``(N, D)``, of images ``x`` ``(N, C, H, W)`` in ``[-b, b]``."""
+    u = (x.reshape(x.shape[0], -1) / bound).clamp(-1.0 + 1e-12, 1.0 - 1e-12)
+    return torch.atanh(u)
+
+
+def _fit_base(train: Tensor, bound: float | None, n_components: int = 5, seed: int = 0) -> Any:
+    """A Gaussian mixture (full covariances, EM) fitted to flat training images,
+    in the box coordinates ``y = atanh(x / b)`` unless ``bound`` is ``None``: the
+    AIS base of :func:`dequantized_log_likelihood` (exact samples, ``log_z = 0``)."""
+    from sklearn.mixture import GaussianMixture as _SkGMM
+
+    from ..energies import GaussianMixture
+
+    x = train.double().cpu()
+    y = (x.reshape(x.shape[0], -1) if bound is None else _box_coordinates(x, bound)).numpy()
+    k = max(1, min(int(n_components), y.shape[0] // 2))
+    gm = _SkGMM(k, covariance_type="full", reg_covar=1e-3, random_state=seed).fit(y)
+
+    def t(a: Any) -> Tensor:
+        return torch.as_tensor(a, dtype=torch.float64)
+
+    return GaussianMixture(t(gm.weights_), t(gm.means_), t(gm.covariances_))
+
+
+def _shifted(est: Any, shift: float) -> Any:
+    """An :class:`~ebmlab.partition.Estimate` of ``log Z + shift``."""
+    if shift == 0.0:
+        return est
+    return dataclasses.replace(
+        est, value=est.value + shift, lower=est.lower + shift, upper=est.upper + shift
+    )
+
+
 def dequantized_log_likelihood(
-    energy: Energy, test: Tensor, scaling: ImageScaling, cfg: RunConfig, seed: int
+    energy: Energy,
+    test: Tensor,
+    scaling: ImageScaling,
+    cfg: RunConfig,
+    seed: int,
+    *,
+    train: Tensor | None = None,
+    base: Any = None,
+    box: bool = True,
+    n_transitions: int = 1,
+    dequantized: Tensor | None = None,
 ) -> dict[str, Any]:
     """Test log-likelihood of integer-valued images, dequantized, by AIS with a
     BDMC bracket: nats per image and bits per dimension.
@@ -303,8 +414,36 @@ def dequantized_log_likelihood(
     Each pixel level ``v`` becomes ``v + u``, ``u ~ U(0, 1)`` (centred on the
     grid point), so the density is per unit of one level:
     ``log p(v + u) = log p_x(x) + D log(dx / dv)`` with ``dx / dv = 2 / (high - low)``.
+
+    With ``box`` (the default), the model is ``exp(-E)`` restricted to the
+    dequantized pixel box ``[-b, b]^D``, ``b = 1 + dx / 2`` (where the data
+    are, and where the image samplers keep their chains: they clamp pixels),
+    normalized over that box: ``log p_x(x) = -E(x) - log Z_box``. ``Z_box`` is
+    annealed in the coordinates ``y = atanh(x / b)`` (:class:`_BoxWarped`).
+    Without ``box``, ``Z`` is the integral over all of ``R^D`` (an energy
+    whose ``exp(-E)`` is integrable there). AIS starts from ``base``: by
+    default a Gaussian mixture fitted to the dequantized ``train`` images in
+    the annealing coordinates (:func:`_fit_base`), else to the test images.
+
+    Arguments:
+        energy: The image energy ``(N, C, H, W) -> (N,)``.
+        test: Test images in ``[-1, 1]``, ``(N, C, H, W)``.
+        scaling: The run's pixel scaling (its ``high - low`` is the number of levels - 1).
+        cfg: The run's config (``evaluate.ais_chains``, ``evaluate.ais_temperatures``).
+        seed: Seed of the dequantization noise and of AIS.
+        train: Training images for the base (``None``: the test images).
+        base: An AIS base over the flat annealing coordinates, with exact
+            ``log_z`` and ``sample`` (overrides ``train``).
+        box: Normalize over the dequantized pixel box (else over ``R^D``).
+        n_transitions: HMC transitions per temperature.
+        dequantized: The dequantized test images, when the caller drew them
+            (e.g. to share one draw between models); ``test`` is then unused.
+
+    Returns:
+        ``ll_nats_per_image`` (midpoint), its bracket ``ll_nats_per_image_lower``
+        / ``_upper`` and ``ll_bracket_width``, ``bits_per_dim`` (and bracket),
+        ``ll_log_z`` (the BDMC estimate of ``log Z_box``), ``ll_box`` and timings.
     """
-    from ..partition import log_likelihood
     from ..partition import log_z as partition_log_z
 
     ev = cfg.evaluate
@@ -313,22 +452,40 @@ def dequantized_log_likelihood(
     for q in e64.parameters():
         q.requires_grad_(False)
     level = 2.0 / (scaling.high - scaling.low)
+    bound = 1.0 + level / 2.0
     x = test.double().cpu()
     x_deq = x + level * (torch.rand(x.shape, generator=g, dtype=torch.float64) - 0.5)
+    if dequantized is not None:
+        x_deq = dequantized.double().cpu().reshape(x_deq.shape)
     t0 = time.perf_counter()
+    if base is None:
+        fit_to = x_deq if train is None else train.double().cpu()
+        if train is not None:
+            gt = torch.Generator().manual_seed(seed + 1)
+            fit_to = fit_to + level * (
+                torch.rand(fit_to.shape, generator=gt, dtype=torch.float64) - 0.5
+            )
+        base = _fit_base(fit_to, bound if box else None, seed=seed)
+    target: Energy = _BoxWarped(e64, bound) if box else _Flat(e64)
+    log_det = 0.0
+    if all(hasattr(base, k) for k in ("log_weights", "means", "covariances")):
+        target, base, log_det = _whiten(target, base)
     est = partition_log_z(
-        e64,
+        target,
         "bdmc",
-        data=x_deq,
+        base=base,
         generator=g,
         n_chains=ev.ais_chains,
         n_temperatures=ev.ais_temperatures,
+        n_transitions=n_transitions,
     )
+    est = _shifted(est, log_det)
     d = x.shape[1] * x.shape[2] * x.shape[3]
     jac = d * math.log(level)
-    ll = log_likelihood(e64, x_deq, est)  # per image, log Z from the midpoint
-    e = -ll - est.value  # energies
+    with torch.no_grad():
+        e = e64(x_deq)
     mean_e = float(e.mean())
+    ll = -e - est.value
     out: dict[str, Any] = {
         "ll_nats_per_image": float(ll.mean()) + jac,
         "ll_nats_per_image_lower": -mean_e - est.upper + jac,
@@ -336,6 +493,8 @@ def dequantized_log_likelihood(
         "ll_stderr_over_images": float(ll.std() / math.sqrt(ll.numel())),
         "ll_bracket_width": est.upper - est.lower,
         "ll_log_z": est.to_dict(),
+        "ll_box": [-bound, bound] if box else None,
+        "ll_samples_exact": est.details.get("samples_exact"),
         "ll_seconds": time.perf_counter() - t0,
         "ll_dequantization": f"uniform over one level of {scaling.high - scaling.low:g}+1",
         "ll_n_test": int(x.shape[0]),
