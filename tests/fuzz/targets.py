@@ -66,7 +66,7 @@ def fuzz_csv(data: bytes) -> None:
 def fuzz_npy(data: bytes) -> None:
     from ebmlab.data import load_array
     from ebmlab.data.loaders import iter_array_chunks
-    from ebmlab.runs.apply import _rows_with_nan
+    from ebmlab.runs.denoise import _rows_with_nan
 
     p = _file(data, "data.npy")
     _check(lambda: load_array(p), p)

@@ -14,8 +14,10 @@ Modules:
 * :mod:`~ebmlab.runs.training`: :func:`train_run`, :func:`resume_run`.
 * :mod:`~ebmlab.runs.evaluate`: :func:`evaluate_run` (``report.json``, figures).
 * :mod:`~ebmlab.runs.apply`: :func:`sample_run`, :func:`score_run`,
-  :func:`detect_run`, :func:`denoise_run`, :func:`log_z_run`; ``iter_score_run``,
-  ``iter_detect_run`` and ``iter_denoise_run`` stream a file of any size in chunks.
+  :func:`detect_run`, :func:`log_z_run`; ``iter_score_run`` and
+  ``iter_detect_run`` stream a file of any size in chunks.
+* :mod:`~ebmlab.runs.denoise`: :func:`denoise_run` and the streaming
+  ``iter_denoise_run``: restoring noisy rows or filling missing entries.
 * :mod:`~ebmlab.runs.restore`: :func:`~ebmlab.runs.restore.restore_images`,
   denoising and inpainting images with a noise-conditional energy (Tweedie's
   formula, annealed chains): what ``denoise`` does on ``ncsm`` image runs.
@@ -34,12 +36,8 @@ partition, train); nothing in the library imports it but the command line.
 from __future__ import annotations
 
 from .apply import (
-    DENOISE_METHODS,
-    DENOISE_NOISES,
     DetectResult,
-    denoise_run,
     detect_run,
-    iter_denoise_run,
     iter_detect_run,
     iter_score_run,
     log_z_run,
@@ -47,6 +45,7 @@ from .apply import (
     score_run,
 )
 from .build import Run, build_energy, build_run_sampler, load_data, load_run, run_generator
+from .denoise import DENOISE_METHODS, DENOISE_NOISES, denoise_run, iter_denoise_run
 from .evaluate import evaluate_run
 from .training import resume_run, train_run
 
