@@ -61,7 +61,7 @@ Parts (``--part``):
 
 Run:  python benchmarks/images.py --part generation --budget 150 --seeds 0,1,2
       python benchmarks/images.py --part classification --seeds 0
-      python benchmarks/images.py --part density --seeds 0 --steps 2000 --temperatures 2000
+      python benchmarks/images.py --part density --seeds 0 --bound 10
       python benchmarks/images.py --part perf --updates 10 --rounds 3
       python benchmarks/images.py --part restoration --seeds 0,1,2
 Use ``--threads 1`` on a shared machine (the default).
@@ -292,7 +292,7 @@ def density(
     *,
     n_transitions: int = 1,
     lr: float = 1e-2,
-    bound: float = 20.0,
+    bound: float = 10.0,
 ) -> dict[str, Any]:
     """Dequantized digits test log-likelihood: the image EBM (AIS/BDMC bracket)
     beside scikit-learn's GaussianMixture (components by cross-validation; exact)
@@ -412,8 +412,9 @@ def density(
     fwd, rev = r["ll_log_z"]["details"]["forward"], r["ll_log_z"]["details"]["reverse"]
     rows.append(
         {
-            "model": f"ebmlab image EBM (mixture x bounded CNN, NCE, {steps} updates; "
-            f"AIS/BDMC {n_chains}x{n_temperatures})",
+            "model": f"ebmlab image EBM (mixture x bounded CNN, c = {bound:g}, NCE, {steps} "
+            f"updates; AIS/BDMC {n_chains}x{n_temperatures}x{n_transitions})",
+            "bound": bound,
             "ll": r["ll_nats_per_image"],
             "lower": r["ll_nats_per_image_lower"],
             "upper": r["ll_nats_per_image_upper"],
@@ -683,11 +684,14 @@ def main() -> None:
         ],
         default="generation",
     )
-    ap.add_argument("--steps", type=int, default=2000, help="density: EBM updates")
-    ap.add_argument("--temperatures", type=int, default=2000, help="density: AIS temperatures")
+    ap.add_argument("--steps", type=int, default=1500, help="density: EBM updates")
+    ap.add_argument("--temperatures", type=int, default=1500, help="density: AIS temperatures")
     ap.add_argument("--chains", type=int, default=256, help="density: AIS chains")
     ap.add_argument(
         "--transitions", type=int, default=1, help="density: HMC moves per temperature"
+    )
+    ap.add_argument(
+        "--bound", type=float, default=10.0, help="density: bound c of the CNN correction"
     )
     ap.add_argument("--budget", type=float, default=150.0, help="CPU seconds per training run")
     ap.add_argument("--seeds", default="0,1,2")
@@ -711,6 +715,7 @@ def main() -> None:
                     args.chains,
                     int(seed),
                     n_transitions=args.transitions,
+                    bound=args.bound,
                 )
                 for seed in args.seeds.split(",")
             ]
