@@ -372,6 +372,12 @@ def restoration(
     per_seed = [
         one_seed(s, base, steps=steps, n_test=n_test, tune_ebmlab=tune_ebmlab) for s in seeds
     ]
+    return summarize(seeds, per_seed)
+
+
+def summarize(seeds: list[int], per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result of :func:`restoration` from per-seed results (also to merge seeds run as
+    separate processes: ``summarize(seeds, [r for part in parts for r in part["per_seed"]])``)."""
     summary: dict[str, list[dict[str, Any]]] = {}
     for r in per_seed:
         for row in r["rows"]:
@@ -394,3 +400,33 @@ def restoration(
         "summary": table,
         "psnr": "per image, 10 log10(4 / MSE) on [-1, 1], mean over test images",
     }
+
+
+def paired_lower_half(seed: int, work: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Paired differences on the lower half: ebmlab's exemplar rows minus each baseline,
+    per test image, with their standard error; recomputed (deterministically) with the
+    settings that ``result`` (this seed's :func:`one_seed` output) chose on validation."""
+    import ast
+
+    rows = {r["method"]: r for r in result["rows"] if r["corruption"] == "lower half"}
+    _, tr, te, _, _ = _split(seed)
+    te = te[np.random.default_rng(seed + 31).permutation(len(te))[:N_TEST]]
+    te_y = corrupt(te, "lower half", np.random.default_rng(1000 * seed + 500))
+    run = Path(work) / f"ncsm_seed{seed}"
+    psnr: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as t:
+        for name in ("ebmlab denoise (ncsm run)", "ablation: same candidates, no energy"):
+            opts = ast.literal_eval(rows[name]["setting"])
+            psnr[name] = psnr_per_image(te, _ebmlab(run, te_y, "lower half", Path(t), seed, opts))
+    k, w = ast.literal_eval(rows["KNNImputer"]["setting"])
+    psnr["KNNImputer"] = psnr_per_image(te, _knn(tr, k, w)(te_y))
+    point = ast.literal_eval(rows["IterativeImputer"]["setting"])
+    psnr["IterativeImputer"] = psnr_per_image(te, _iterative(tr, "lower half", point, seed)(te_y))
+    out: dict[str, Any] = {"seed": seed, "means": {k: float(v.mean()) for k, v in psnr.items()}}
+    for a in ("ebmlab denoise (ncsm run)", "ablation: same candidates, no energy"):
+        for b in psnr:
+            if a != b:
+                d = psnr[a] - psnr[b]
+                se = float(d.std(ddof=1) / math.sqrt(len(d)))
+                out[f"{a} - {b}"] = {"mean": float(d.mean()), "se": se}
+    return out
