@@ -20,9 +20,20 @@ Protocol (every method in the same run of the script, on the same corrupted imag
   ``denoise_run`` (the function behind ``ebmlab denoise``) on a ``.npy`` of the
   corrupted test images in the data's units (0-255 floats, NaN = missing):
   noise with ``--noise-std sigma*127.5`` (Tweedie's posterior mean, the default
-  method of ``ncsm`` runs), masks with ``--noise mask --method METHOD --steps S
-  --chains K`` (the settings in ``EBMLAB_MASK``, chosen on validation images of
-  seed 0; those images were part of the run's training set).
+  method of ``ncsm`` runs), 50% missing with ``--noise mask --method METHOD
+  --steps S --chains K`` (the settings in ``EBMLAB_MASK``, chosen on validation
+  images of seed 0; those images were part of the run's training set), the
+  lower half with ``--noise mask --method exemplar`` (training images nearest
+  on the upper half, weighted by the energy; ``restore_from_exemplars``) with
+  its settings chosen per seed on the validation images, whose candidates are
+  then the 3,200 fit images only (so a validation image is never its own
+  candidate; on test images the candidates are the run's 4,000 training
+  images, as for the refitted baselines). Also reported on the lower half: the
+  exemplar method with its defaults (what ``--method auto`` gives), the same
+  candidates averaged without the energy (``temperature=None``: the Gaussian
+  kernel on the observed pixels alone, its scale and the number of candidates
+  tuned on validation the same way; the ablation), and the annealed Langevin
+  chains of ``EBMLAB_MASK``.
 - KNNImputer: fitted on the clean fit images, ``n_neighbors`` and ``weights``
   chosen on validation; refitted on all 4,000 training images.
 - IterativeImputer (BayesianRidge): fitted on the training images with a
@@ -53,6 +64,20 @@ SOURCE = "builtin:mnist5k"
 CORRUPTIONS = ("lower half", "50% missing", "noise 0.3", "noise 0.6")
 #: ebmlab's settings for missing pixels (chosen on validation images of seed 0).
 EBMLAB_MASK = {"method": "langevin", "n_steps": 40, "n_chains": 16}
+#: Validation grids of ``method="exemplar"`` on the lower half: with the energy
+#: (temperature, energy level, kernel scale, candidates) and without it (the ablation).
+EXEMPLAR_GRID = [
+    {"temperature": t, "energy_sigma": s, "distance_scale": tau, "n_candidates": k}
+    for t in (10.0, 20.0, 30.0, 50.0)
+    for s in (0.3, 0.4)
+    for tau in (2.0, 3.0, 4.0)
+    for k in (20, 32)
+]
+EXEMPLAR_ABLATION_GRID = [
+    {"temperature": None, "distance_scale": tau, "n_candidates": k}
+    for tau in (2.0, 3.0, 4.0)
+    for k in (10, 20, 32)
+]
 KNN_GRID = [(5, "distance"), (10, "distance"), (20, "distance"), (10, "uniform")]
 #: Validation images used for tuning (of the 800): KNNImputer is slow on 784 features.
 N_VAL = 200
@@ -196,6 +221,33 @@ def _ebmlab(
     return out.numpy()  # type: ignore[no-any-return]
 
 
+def _tune_exemplar(
+    run: Path, fit: np.ndarray, val: np.ndarray, val_y: np.ndarray, grid: list[dict[str, Any]]
+) -> tuple[dict[str, Any], float]:
+    """The exemplar setting of ``grid`` with the best validation PSNR; the candidates
+    are the fit images (never the validation image itself)."""
+    from ebmlab.energies import NoiseConditionalImageEnergy
+    from ebmlab.runs import load_run
+    from ebmlab.runs.denoise import _exemplar_options
+    from ebmlab.runs.restore import restore_from_exemplars
+
+    energy = load_run(run).energy
+    assert isinstance(energy, NoiseConditionalImageEnergy)
+    for prm in energy.parameters():
+        prm.requires_grad_(False)
+    shape = (-1, *energy.event_shape)
+    y = torch.tensor(np.nan_to_num(val_y), dtype=torch.float32).reshape(shape)
+    obs = torch.tensor(~np.isnan(val_y)).reshape(shape)
+    ex = torch.tensor(fit, dtype=torch.float32).reshape(shape)
+    best, best_p = grid[0], -math.inf
+    for point in grid:
+        out = restore_from_exemplars(energy, y, obs, ex, **_exemplar_options(point))
+        p = float(psnr_per_image(val, out.reshape(len(val), -1).double().numpy()).mean())
+        if p > best_p:
+            best, best_p = point, p
+    return best, best_p
+
+
 def one_seed(
     seed: int,
     work: Path,
@@ -239,14 +291,42 @@ def one_seed(
                         out = _ebmlab(run, val_y, kind, Path(t), seed, opts)
                         v = float(psnr_per_image(val, out).mean())
                         print(f"  tune ebmlab {kind} {opts}: validation {v:.2f} dB", flush=True)
-        with tempfile.TemporaryDirectory() as t:
+        ours: list[tuple[str, dict[str, Any], float | None, float]] = [
+            ("ebmlab denoise (ncsm run)", mask, None, 0.0)
+        ]
+        if kind == "lower half":  # exemplars (tuned; defaults = auto; no energy) and chains
             t0 = time.process_time()
-            out = _ebmlab(run, te_y, kind, Path(t), seed, mask)
-            cpu = time.process_time() - t0
-        p = psnr_per_image(te, out)
-        setting = f"Tweedie, sigma {kind.split()[1]}" if not is_mask else str(mask)
-        res["rows"].append(_row(kind, "ebmlab denoise (ncsm run)", setting, p, cpu, None))
-        print(res["rows"][-1], flush=True)
+            ex_best, ex_val = _tune_exemplar(run, fit, val, val_y, EXEMPLAR_GRID)
+            ex_cpu = time.process_time() - t0
+            t0 = time.process_time()
+            ab_best, ab_val = _tune_exemplar(run, fit, val, val_y, EXEMPLAR_ABLATION_GRID)
+            ab_cpu = time.process_time() - t0
+            ours = [
+                (
+                    "ebmlab denoise (ncsm run)",
+                    {"method": "exemplar", "exemplar": ex_best},
+                    ex_val,
+                    ex_cpu,
+                ),
+                ("ebmlab exemplar, defaults (= auto)", {"method": "auto"}, None, 0.0),
+                (
+                    "ablation: same candidates, no energy",
+                    {"method": "exemplar", "exemplar": ab_best},
+                    ab_val,
+                    ab_cpu,
+                ),
+                ("ebmlab langevin chains", mask, None, 0.0),
+            ]
+        for name, opts, vp, tune_cpu in ours:
+            with tempfile.TemporaryDirectory() as t:
+                t0 = time.process_time()
+                out = _ebmlab(run, te_y, kind, Path(t), seed, opts)
+                cpu = time.process_time() - t0
+            p = psnr_per_image(te, out)
+            setting = f"Tweedie, sigma {kind.split()[1]}" if not is_mask else str(opts)
+            res["rows"].append(_row(kind, name, setting, p, cpu, vp))
+            res["rows"][-1]["tune_cpu_s"] = tune_cpu
+            print(res["rows"][-1], flush=True)
         for name, (make, grid) in baselines.items():
             t0 = time.process_time()
             best, vp = _tune(make, grid, fit, val, val_y)
@@ -292,6 +372,12 @@ def restoration(
     per_seed = [
         one_seed(s, base, steps=steps, n_test=n_test, tune_ebmlab=tune_ebmlab) for s in seeds
     ]
+    return summarize(seeds, per_seed)
+
+
+def summarize(seeds: list[int], per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result of :func:`restoration` from per-seed results (also to merge seeds run as
+    separate processes: ``summarize(seeds, [r for part in parts for r in part["per_seed"]])``)."""
     summary: dict[str, list[dict[str, Any]]] = {}
     for r in per_seed:
         for row in r["rows"]:
@@ -308,7 +394,39 @@ def restoration(
     return {
         "seeds": seeds,
         "ebmlab_mask_settings": EBMLAB_MASK,
+        "exemplar_grid": EXEMPLAR_GRID,
+        "exemplar_ablation_grid": EXEMPLAR_ABLATION_GRID,
         "per_seed": per_seed,
         "summary": table,
         "psnr": "per image, 10 log10(4 / MSE) on [-1, 1], mean over test images",
     }
+
+
+def paired_lower_half(seed: int, work: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Paired differences on the lower half: ebmlab's exemplar rows minus each baseline,
+    per test image, with their standard error; recomputed (deterministically) with the
+    settings that ``result`` (this seed's :func:`one_seed` output) chose on validation."""
+    import ast
+
+    rows = {r["method"]: r for r in result["rows"] if r["corruption"] == "lower half"}
+    _, tr, te, _, _ = _split(seed)
+    te = te[np.random.default_rng(seed + 31).permutation(len(te))[:N_TEST]]
+    te_y = corrupt(te, "lower half", np.random.default_rng(1000 * seed + 500))
+    run = Path(work) / f"ncsm_seed{seed}"
+    psnr: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as t:
+        for name in ("ebmlab denoise (ncsm run)", "ablation: same candidates, no energy"):
+            opts = ast.literal_eval(rows[name]["setting"])
+            psnr[name] = psnr_per_image(te, _ebmlab(run, te_y, "lower half", Path(t), seed, opts))
+    k, w = ast.literal_eval(rows["KNNImputer"]["setting"])
+    psnr["KNNImputer"] = psnr_per_image(te, _knn(tr, k, w)(te_y))
+    point = ast.literal_eval(rows["IterativeImputer"]["setting"])
+    psnr["IterativeImputer"] = psnr_per_image(te, _iterative(tr, "lower half", point, seed)(te_y))
+    out: dict[str, Any] = {"seed": seed, "means": {k: float(v.mean()) for k, v in psnr.items()}}
+    for a in ("ebmlab denoise (ncsm run)", "ablation: same candidates, no energy"):
+        for b in psnr:
+            if a != b:
+                d = psnr[a] - psnr[b]
+                se = float(d.std(ddof=1) / math.sqrt(len(d)))
+                out[f"{a} - {b}"] = {"mean": float(d.mean()), "se": se}
+    return out

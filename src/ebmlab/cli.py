@@ -193,11 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help=".npy of the same shape, nonzero where an entry is observed")
     p.add_argument(
         "--method",
-        choices=["auto", "descent", "langevin", "tweedie"],
+        choices=["auto", "descent", "langevin", "tweedie", "exemplar"],
         default="auto",
         help="descent: MAP by gradient descent; langevin: posterior mean of Langevin chains; "
         "tweedie: Tweedie's posterior mean (image runs trained with --objective ncsm); "
-        "auto (default): langevin for ncsm runs, else descent",
+        "exemplar (ncsm image runs): missing pixels from the run's TRAINING IMAGES nearest "
+        "on the observed pixels, weighted by the energy and averaged (importance sampling "
+        "over a candidate set); auto (default): on ncsm runs exemplar for images with a "
+        "large hole (a missing square a quarter of the side), langevin for the others; "
+        "descent on other runs",
     )
     p.add_argument(
         "--steps",
@@ -212,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
         "entries the run's sampler.step_size, 0.01 when that is adapted)",
     )
     p.add_argument("--chains", type=int, default=16, help="Langevin chains per row")
+    for flag, kind, text in (
+        ("--candidates", int, "training images per image (default 20)"),
+        ("--temperature", float, "of the energy weights (default 20; inf: no energy)"),
+        ("--energy-sigma", float, "noise level of the energy (default 0.4)"),
+        ("--distance-scale", float, "kernel scale on observed pixels, [-1, 1] (default 3)"),
+    ):
+        p.add_argument(flag, type=kind, help=f"exemplar: {text}")
     _common(p)
 
     p = sub.add_parser("logz", help="log partition function of a trained run, with its error")
@@ -491,6 +502,16 @@ def _denoise(args: argparse.Namespace) -> int:
         n_chains=args.chains,
         seed=args.seed or 0,
         device=args.device,
+        exemplar={
+            key: value
+            for key, value in (
+                ("n_candidates", args.candidates),
+                ("temperature", args.temperature),
+                ("energy_sigma", args.energy_sigma),
+                ("distance_scale", args.distance_scale),
+            )
+            if value is not None
+        },
     )
     from .config import load_config
 

@@ -123,9 +123,11 @@ def test_user_errors_exit_2(trained, tmp_path, capsys):
     assert not (tmp_path / "o.npy").exists()
 
 
-def test_tweedie_needs_a_noise_conditional_run(trained, tmp_path, capsys):
+@pytest.mark.parametrize("method", ["tweedie", "exemplar"])
+def test_tweedie_and_exemplar_need_a_noise_conditional_run(trained, tmp_path, capsys, method):
     np.save(tmp_path / "x.npy", line(5, 3))
     args = ["denoise", str(trained), str(tmp_path / "x.npy"), "-o", str(tmp_path / "o.npy")]
-    assert main([*args, "--noise-std", "0.1", "--method", "tweedie"]) == 2
-    assert "ncsm" in capsys.readouterr().err
+    assert main([*args, "--noise-std", "0.1", "--method", method]) == 2
+    err = capsys.readouterr().err
+    assert "ncsm" in err and method in err
     assert not (tmp_path / "o.npy").exists()

@@ -20,7 +20,9 @@ Modules:
   ``iter_denoise_run``: restoring noisy rows or filling missing entries.
 * :mod:`~ebmlab.runs.restore`: :func:`~ebmlab.runs.restore.restore_images`,
   denoising and inpainting images with a noise-conditional energy (Tweedie's
-  formula, annealed chains): what ``denoise`` does on ``ncsm`` image runs.
+  formula, annealed chains, energy-weighted training exemplars:
+  :func:`~ebmlab.runs.restore.restore_from_exemplars`): what ``denoise`` does
+  on ``ncsm`` image runs.
 * :mod:`~ebmlab.runs.images`: image runs: the image recipe's default config,
   the data split, the convolutional energy, PNG grids, ``chains.gif`` and the
   dequantized log-likelihood of 8x8 images (evaluated by ``evaluate``).

@@ -3,7 +3,8 @@
 :func:`denoise_run` (and its streaming form :func:`iter_denoise_run`) restores
 rows with Gaussian noise or missing entries: MAP descent or posterior-mean
 Langevin on the posterior energy, or, on image runs trained with ``ncsm``,
-:func:`ebmlab.runs.restore.restore_images` (Tweedie's formula, annealed chains).
+:func:`ebmlab.runs.restore.restore_images` (Tweedie's formula, annealed chains,
+or energy-weighted completions taken from the run's training images).
 Low energy = probable.
 """
 
@@ -13,7 +14,7 @@ __all__ = ["DENOISE_METHODS", "DENOISE_NOISES", "denoise_run", "iter_denoise_run
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,19 @@ from .build import Run, load_run, run_generator
 
 #: ``ebmlab denoise`` noise models and restoration methods.
 DENOISE_NOISES = ("gaussian", "mask")
-#: Restorations of ``ebmlab denoise`` (:func:`denoise_run`): ``auto`` (``langevin`` on
-#: ``ncsm`` runs, else ``descent``), MAP by gradient descent, the posterior mean of Langevin
-#: chains, or Tweedie's posterior mean (``ncsm`` runs).
-DENOISE_METHODS = ("auto", "descent", "langevin", "tweedie")
+#: Restorations of ``ebmlab denoise`` (:func:`denoise_run`): ``auto`` (on ``ncsm`` runs
+#: ``exemplar`` for images with a large hole, else ``langevin``; ``descent`` on other runs),
+#: MAP by gradient descent, the posterior mean of Langevin chains, Tweedie's posterior mean
+#: (``ncsm`` runs), or energy-weighted training exemplars (``ncsm`` runs).
+DENOISE_METHODS = ("auto", "descent", "langevin", "tweedie", "exemplar")
+#: Defaults of ``method="exemplar"`` (chosen on validation images of mnist5k, lower half
+#: missing; docs/benchmarks.md, "Image restoration (mnist5k)").
+EXEMPLAR_DEFAULTS = {
+    "n_candidates": 20,
+    "temperature": 20.0,
+    "energy_sigma": 0.4,
+    "distance_scale": 3.0,
+}
 
 
 def _rows_with_nan(path: str | os.PathLike[str], dim: int, chunk_rows: int) -> Iterator[Any]:
@@ -122,6 +132,7 @@ def denoise_run(
     seed: int = 0,
     device: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    exemplar: Mapping[str, Any] | None = None,
 ) -> Tensor:
     """Restore corrupted rows of a data file with a trained run's energy (``ebmlab denoise``).
 
@@ -151,7 +162,18 @@ def denoise_run(
     over ``n_steps`` noise levels, averaging ``n_chains`` random chains
     (``"langevin"``: a posterior mean) or one deterministic chain
     (``"tweedie"``: faster, blurrier); ``"descent"`` descends the energy at
-    the smallest trained level. Restored pixels of
+    the smallest trained level. ``"exemplar"`` (``ncsm`` image runs) fills
+    missing pixels from the run's **training images**: the
+    ``n_candidates`` nearest on the observed pixels, each pasted next to the
+    observed pixels and weighted by the energy (the composite's energy minus
+    its exemplar's at level ``energy_sigma``, divided by ``temperature``) and
+    by a Gaussian kernel of scale ``distance_scale`` on the observed pixels;
+    the result is their weighted mean (importance sampling over a candidate
+    set: :func:`ebmlab.runs.restore.restore_from_exemplars`). It needs the
+    run's training data (rebuilt from its config). ``"auto"`` on ``ncsm``
+    runs uses ``"exemplar"`` for each image with a hole (a fully missing
+    square of side a quarter of the image's, 7 pixels on 28x28) and
+    ``"langevin"`` for the others. Restored pixels of
     image runs are clipped to the data's range.
 
     Arguments:
@@ -168,6 +190,10 @@ def denoise_run(
         seed: Seed of the Langevin noise.
         device: Torch device (default: the run's).
         chunk_rows: Rows restored at a time (:func:`iter_denoise_run`).
+        exemplar: Settings of ``"exemplar"`` overriding ``EXEMPLAR_DEFAULTS``
+            (``n_candidates``, ``temperature`` (``None``: no energy weights,
+            the kernel average of the candidates), ``energy_sigma``,
+            ``distance_scale``, ``refine_steps``, ``refine_sigma``).
 
     Returns:
         Restored rows, shape ``(N, D)``, float64 on the CPU.
@@ -177,6 +203,7 @@ def denoise_run(
         DataError: For a malformed data or mask file.
     """
     _check_denoise(noise, method, noise_std, n_steps, n_chains, step_size)
+    _exemplar_options(exemplar)
     return torch.cat(
         list(
             iter_denoise_run(
@@ -192,6 +219,7 @@ def denoise_run(
                 seed=seed,
                 device=device,
                 chunk_rows=chunk_rows,
+                exemplar=exemplar,
             )
         )
     )
@@ -211,6 +239,7 @@ def iter_denoise_run(
     seed: int = 0,
     device: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    exemplar: Mapping[str, Any] | None = None,
 ) -> Iterator[Tensor]:
     """:func:`denoise_run` in constant memory: restored rows, ``chunk_rows`` at a time.
 
@@ -221,13 +250,14 @@ def iter_denoise_run(
     import numpy as np
 
     _check_denoise(noise, method, noise_std, n_steps, n_chains, step_size)
+    ex_opts = _exemplar_options(exemplar)
     run_ = load_run(out, device=device)
     is_nc = isinstance(run_.energy, NoiseConditionalImageEnergy)
-    if method == "auto":
-        method = "langevin" if is_nc else "descent"
-    elif method == "tweedie" and not is_nc:
+    if method == "auto" and not is_nc:
+        method = "descent"
+    elif method in ("tweedie", "exemplar") and not is_nc:
         raise ConfigError(
-            "method 'tweedie' needs an image run trained with objective 'ncsm' "
+            f"method {method!r} needs an image run trained with objective 'ncsm' "
             "(ebmlab train --data IMAGES --objective ncsm)"
         )
     dim = run_.energy.dim
@@ -250,7 +280,17 @@ def iter_denoise_run(
             continue
         any_missing = True
         yield _denoise_chunk(
-            run_, y_np, observed, noise, noise_std, method, n_steps, step_size, n_chains, g
+            run_,
+            y_np,
+            observed,
+            noise,
+            noise_std,
+            method,
+            n_steps,
+            step_size,
+            n_chains,
+            g,
+            ex_opts,
         )
     if noise == "mask" and mask is None and not any_missing:
         raise ConfigError("noise 'mask' needs --mask FILE or NaN entries in the data")
@@ -316,6 +356,7 @@ def _denoise_chunk(
     step_size: float | None,
     n_chains: int,
     g: torch.Generator,
+    ex_opts: dict[str, Any],
 ) -> Tensor:
     """Restore one chunk of rows (see :func:`denoise_run`)."""
     import numpy as np
@@ -325,7 +366,7 @@ def _denoise_chunk(
         p.requires_grad_(False)
     if isinstance(energy, NoiseConditionalImageEnergy) and method != "descent":
         return _restore_nc(
-            run_, energy, y_np, observed, noise, noise_std, method, n_steps, n_chains, g
+            run_, energy, y_np, observed, noise, noise_std, method, n_steps, n_chains, g, ex_opts
         )
     dim = energy.dim
     dev = next(energy.parameters()).device
@@ -400,6 +441,39 @@ def _denoise_chunk(
     return result
 
 
+def _exemplar_options(exemplar: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``EXEMPLAR_DEFAULTS`` updated by ``exemplar``, checked; keyword arguments of
+    :func:`ebmlab.runs.restore.restore_from_exemplars`."""
+    opts: dict[str, Any] = dict(EXEMPLAR_DEFAULTS)
+    known = (*EXEMPLAR_DEFAULTS, "refine_steps", "refine_sigma")
+    for key, value in (exemplar or {}).items():
+        if key not in known:
+            raise ConfigError(f"exemplar settings are {list(known)}, got {key!r}")
+        opts[key] = value
+    t = opts["temperature"]
+    if t is not None and math.isinf(float(t)):
+        opts["temperature"] = None  # an infinite temperature: no energy weights
+    for key in ("energy_sigma", "distance_scale", "temperature", "refine_sigma"):
+        v = opts.get(key)
+        if v is not None and not float(v) > 0:
+            raise ConfigError(f"exemplar {key} must be > 0, got {v}")
+    if int(opts["n_candidates"]) < 1:
+        raise ConfigError(f"exemplar n_candidates must be >= 1, got {opts['n_candidates']}")
+    if int(opts.get("refine_steps", 0)) < 0:
+        raise ConfigError(f"exemplar refine_steps must be >= 0, got {opts['refine_steps']}")
+    opts["sigma"] = float(opts.pop("energy_sigma"))
+    return opts
+
+
+def _has_hole(observed: Tensor) -> Tensor:
+    """Per image ``(N, C, H, W) -> (N,)``: True when a square of side a quarter of the
+    image's (at least 2) is missing in every channel."""
+    side = max(2, min(observed.shape[-2:]) // 4)
+    seen = observed.any(1, keepdim=True).to(torch.float32)
+    seen = torch.nn.functional.max_pool2d(seen, side, stride=1)  # 0 where the square is empty
+    return (seen == 0).flatten(1).any(1)
+
+
 def _restore_nc(
     run_: Run,
     energy: NoiseConditionalImageEnergy,
@@ -411,6 +485,7 @@ def _restore_nc(
     n_steps: int,
     n_chains: int,
     g: torch.Generator,
+    ex_opts: dict[str, Any],
 ) -> Tensor:
     """Restore one chunk of images with a noise-conditional energy (``ncsm`` runs)."""
     import numpy as np
@@ -423,16 +498,28 @@ def _restore_nc(
     mean = run_.train.reshape(run_.train.shape[0], -1).mean(0).to(dtype)  # missing: start here
     obs = torch.as_tensor(observed)
     y = torch.where(obs, torch.as_tensor(np.nan_to_num(y_np), dtype=dtype), mean.expand(obs.shape))
-    x = restore_images(
-        energy,
-        y.reshape(shape).to(dev),
-        obs.reshape(shape).to(dev),
-        noise_std=noise_std if noise == "gaussian" else None,
-        method=method,
-        n_steps=n_steps,
-        n_chains=n_chains,
-        generator=g,
-    )
+    y_img, obs_img = y.reshape(shape).to(dev), obs.reshape(shape).to(dev)
+    if method == "auto":  # exemplars for images with a large hole, chains for the others
+        hole = _has_hole(obs_img)
+        groups = [(hole, "exemplar"), (~hole, "langevin")]
+    else:
+        groups = [(torch.ones(obs_img.shape[0], dtype=torch.bool, device=dev), method)]
+    x = torch.empty_like(y_img)
+    for rows, how in groups:
+        if not bool(rows.any()):
+            continue
+        x[rows] = restore_images(
+            energy,
+            y_img[rows],
+            obs_img[rows],
+            noise_std=noise_std if noise == "gaussian" else None,
+            method=how,
+            n_steps=n_steps,
+            n_chains=n_chains,
+            generator=g,
+            exemplars=run_.train.to(device=dev, dtype=dtype) if how == "exemplar" else None,
+            exemplar_options=ex_opts,
+        )
     result = x.reshape(obs.shape).double().cpu()
     if noise == "mask":
         result = torch.where(obs, torch.as_tensor(y_np, dtype=torch.float64), result)

@@ -22,6 +22,28 @@ given a noisy one: ``E[x | x + sigma eps = y] = y - sigma^2 grad E_sigma(y)``.
   error); ``"tweedie"`` uses ``z = 0`` on the missing pixels (one
   deterministic chain: faster, a little blurrier).
 
+For large contiguous holes (half an image missing, say) the annealed chains
+complete each image plausibly but not consistently with its observed part.
+:func:`restore_from_exemplars` (``method="exemplar"``) is inference by
+minimizing the energy over a candidate set: the candidates are **training
+images** (the run's own training data), the ``n_candidates`` nearest to the
+observation on its observed pixels; each one's missing pixels are pasted next
+to the observed ones, optionally refined by a few annealed Tweedie steps at low
+levels with the observed pixels clamped (MCMC-style moves), and weighted by
+self-normalized importance weights
+
+.. math:: \\log w_j = -\\frac{E_s(c_j) - E_s(x_j)}{T} - \\frac{d_j}{2\\tau^2},
+
+where ``c_j`` is the composite, ``x_j`` the training image it came from,
+``d_j`` the squared distance on the observed pixels, ``s`` the energy's level
+and ``T`` a temperature. ``E_s(c_j) - E_s(x_j)`` is the energy cost of putting
+``x_j``'s missing part next to the observed pixels instead of next to its
+own; the distance term is a Gaussian kernel on the observed pixels (the
+proposal of the candidates). The result is the weighted mean of the composites,
+an importance-sampling estimate of the posterior mean (the estimate that
+minimizes the expected squared error). ``temperature=None`` drops the energy
+(the plain kernel average of the same candidates, for ablations).
+
 Observed pixels are returned exactly; every restored pixel is clipped to the
 data's range ``[-1, 1]``. Low energy = probable.
 
@@ -35,7 +57,10 @@ References:
 
 from __future__ import annotations
 
-__all__ = ["restore_images", "tweedie"]
+__all__ = ["restore_from_exemplars", "restore_images", "tweedie"]
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -65,6 +90,8 @@ def restore_images(
     n_steps: int = 50,
     n_chains: int = 8,
     generator: torch.Generator | None = None,
+    exemplars: Tensor | None = None,
+    exemplar_options: Mapping[str, Any] | None = None,
 ) -> Tensor:
     """Restore images with a noise-conditional energy (see the module docstring).
 
@@ -75,17 +102,26 @@ def restore_images(
         observed: Boolean ``(N, C, H, W)``, True where a pixel is observed.
         noise_std: Gaussian noise level of the observed pixels on ``[-1, 1]``
             (``None``: they are exact, only missing pixels are restored).
-        method: ``"tweedie"`` or ``"langevin"`` (matters for missing pixels).
+        method: ``"tweedie"``, ``"langevin"`` or ``"exemplar"`` (matters for
+            missing pixels; ``"exemplar"`` needs ``exemplars``).
         n_steps: Levels of the annealed restoration of missing pixels.
         n_chains: Chains averaged by ``"langevin"``.
         generator: Random numbers of ``"langevin"``.
+        exemplars: Training images ``(M, C, H, W)`` for ``"exemplar"``.
+        exemplar_options: Keyword arguments of :func:`restore_from_exemplars`.
 
     Returns:
         Restored images ``(N, C, H, W)`` in ``[-1, 1]``.
     """
     x = y.clamp(-1.0, 1.0)
     if not bool(observed.all()):
-        x = _inpaint(energy, x, observed, method, n_steps, n_chains, generator)
+        if method == "exemplar":
+            if exemplars is None:
+                raise ValueError("method 'exemplar' needs exemplars (the training images)")
+            opts = dict(exemplar_options or {})
+            x = restore_from_exemplars(energy, x, observed, exemplars, generator=generator, **opts)
+        else:
+            x = _inpaint(energy, x, observed, method, n_steps, n_chains, generator)
     if noise_std is not None:
         x = tweedie(energy, x, float(noise_std)).clamp(-1.0, 1.0)
     return x
@@ -116,3 +152,125 @@ def _inpaint(
         x = torch.where(obs, yk, x0) + sigma * z
         x0 = torch.where(obs, yk, tweedie(energy, x, sigma).clamp(-1.0, 1.0))
     return x0.reshape(n, k, *y.shape[1:]).mean(1)
+
+
+def restore_from_exemplars(
+    energy: NoiseConditionalImageEnergy,
+    y: Tensor,
+    observed: Tensor,
+    exemplars: Tensor,
+    *,
+    n_candidates: int = 20,
+    sigma: float = 0.3,
+    temperature: float | None = 20.0,
+    distance_scale: float = 3.0,
+    refine_steps: int = 0,
+    refine_sigma: float = 0.1,
+    generator: torch.Generator | None = None,
+    chunk: int = 256,
+) -> Tensor:
+    """Fill missing pixels from energy-weighted training exemplars (see the module docstring).
+
+    Inference by minimizing the energy over a candidate set: importance
+    sampling over completions taken from ``exemplars`` (the run's training
+    images), with optional annealed Tweedie moves, then the weighted mean.
+
+    Arguments:
+        energy: The run's noise-conditional energy (parameters frozen).
+        y: Images ``(N, C, H, W)`` in ``[-1, 1]``; missing pixels hold any
+            finite value.
+        observed: Boolean ``(N, C, H, W)``, True where a pixel is observed.
+        exemplars: Candidate source ``(M, C, H, W)`` in ``[-1, 1]`` (the
+            training images), ``M >= 1``.
+        n_candidates: Exemplars per image, the nearest on the observed pixels
+            (at most ``M``).
+        sigma: Level ``s`` at which the energies are compared (``> 0``).
+        temperature: ``T`` of the energy weights (``> 0``); ``None``: no
+            energy, the kernel average of the candidates.
+        distance_scale: ``tau`` of the kernel on observed pixels (``> 0``).
+        refine_steps: Annealed Tweedie steps on each composite, from
+            ``refine_sigma`` down to the energy's ``sigma_min``, observed pixels
+            clamped (0: none).
+        refine_sigma: First level of the refinement.
+        generator: Random numbers of the refinement.
+        chunk: Images handled at a time (memory ``chunk * M``).
+
+    Returns:
+        Restored images ``(N, C, H, W)`` in ``[-1, 1]``; observed pixels are
+        those of ``y``.
+
+    Raises:
+        ValueError: For exemplars of another image shape or a bad setting.
+    """
+    if tuple(exemplars.shape[1:]) != tuple(y.shape[1:]) or exemplars.shape[0] < 1:
+        raise ValueError(
+            f"exemplars must be images of shape (M, {', '.join(map(str, y.shape[1:]))}), "
+            f"got {tuple(exemplars.shape)}"
+        )
+    for name, v in (("sigma", sigma), ("distance_scale", distance_scale)):
+        if not v > 0:
+            raise ValueError(f"{name} must be > 0, got {v}")
+    if temperature is not None and not temperature > 0:
+        raise ValueError(f"temperature must be > 0 or None, got {temperature}")
+    if int(n_candidates) < 1:
+        raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
+    k = min(int(n_candidates), exemplars.shape[0])
+    ex = exemplars.to(y.dtype).reshape(exemplars.shape[0], -1)
+    ex_sq_t = ex.pow(2).T  # (D, M)
+    e_ex: Tensor | None = None  # energies of the exemplars, computed once when needed
+    out = []
+    for i in range(0, y.shape[0], max(int(chunk), 1)):
+        yc = y[i : i + chunk].clamp(-1.0, 1.0)
+        oc = observed[i : i + chunk]
+        n = yc.shape[0]
+        o = oc.reshape(n, -1).to(y.dtype)
+        yo = yc.reshape(n, -1) * o
+        # squared distance on the observed pixels: |o y|^2 - 2 (o y) . x + o . x^2
+        d = yo.pow(2).sum(1, keepdim=True) - 2.0 * yo @ ex.T + o @ ex_sq_t
+        d, idx = d.clamp_min(0.0).topk(k, dim=1, largest=False)
+        obs_k = oc.repeat_interleave(k, 0)
+        y_k = yc.repeat_interleave(k, 0)
+        comp = torch.where(obs_k, y_k, exemplars[idx.reshape(-1)].to(y.dtype))
+        if refine_steps > 0:
+            comp = _refine(energy, comp, y_k, obs_k, refine_sigma, refine_steps, generator)
+        log_w = -d / (2.0 * distance_scale**2)
+        if temperature is not None:
+            if e_ex is None:
+                e_ex = _energies(energy, exemplars.to(y.dtype), sigma, chunk)
+            e_c = _energies(energy, comp, sigma, chunk).reshape(n, k)
+            log_w = log_w - (e_c - e_ex[idx]) / temperature
+        w = torch.softmax(log_w, 1)
+        x = (w.reshape(n, k, 1) * comp.reshape(n, k, -1)).sum(1).reshape(yc.shape)
+        out.append(torch.where(oc, yc, x.clamp(-1.0, 1.0)))
+    return torch.cat(out)
+
+
+def _energies(energy: NoiseConditionalImageEnergy, x: Tensor, sigma: float, chunk: int) -> Tensor:
+    """``E_sigma`` of images ``(N, C, H, W)`` -> ``(N,)``, in chunks, without gradients."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, x.shape[0], 16 * chunk):
+            xi = x[i : i + 16 * chunk]
+            out.append(
+                energy(xi, torch.full((xi.shape[0],), sigma, dtype=x.dtype, device=x.device))
+            )
+    return torch.cat(out)
+
+
+def _refine(
+    energy: NoiseConditionalImageEnergy,
+    x0: Tensor,
+    y: Tensor,
+    observed: Tensor,
+    sigma: float,
+    n_steps: int,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """Annealed Tweedie moves from ``sigma`` down to ``sigma_min``, observed pixels clamped."""
+    lo = min(energy.sigma_min, sigma)
+    steps = max(int(n_steps), 1)
+    for level in [sigma * (lo / sigma) ** (i / max(steps - 1, 1)) for i in range(steps)]:
+        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        x = torch.where(observed, y, x0) + level * z
+        x0 = torch.where(observed, y, tweedie(energy, x, level).clamp(-1.0, 1.0))
+    return x0
