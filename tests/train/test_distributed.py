@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,16 @@ def train_quadratic(seed: int) -> dict[str, torch.Tensor]:
     return {"mean": energy.mean.detach().clone(), "cov": cov.contiguous()}
 
 
+def _leave() -> None:
+    """End a spawned worker that finished its work: ``os._exit(0)`` after flushing, so
+    torch.distributed's C++ static destructors never run at interpreter exit (under load
+    they can abort the child with SIGABRT after a successful run, which ``mp.spawn`` reports
+    as a failure; ``ebmlab train --nproc`` ranks end the same way, ``cli._exit_rank``)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _worker(r: int, store: str, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=2)
@@ -82,6 +93,7 @@ def _worker(r: int, store: str, out: str) -> None:
         save_file(train_quadratic(seed=0), f"{out}.{r}")
     finally:
         dist.destroy_process_group()
+    _leave()
 
 
 def test_two_processes_match_one_process(tmp_path):
@@ -134,6 +146,7 @@ def _nce_worker(r: int, store: str, out: str) -> None:
         save_file(train_nce(seed=0), f"{out}.{r}")
     finally:
         dist.destroy_process_group()
+    _leave()
 
 
 def test_nce_log_z_is_shared_by_two_processes(tmp_path):
@@ -246,6 +259,7 @@ def _fake_nccl_worker(r: int, store: str, out: str) -> None:
             setattr(dist, name, fn)
         dist.get_backend = real_backend
         dist.destroy_process_group()
+    _leave()
 
 
 def test_checkpoint_gathers_cpu_rng_states_under_nccl(tmp_path):
