@@ -249,3 +249,17 @@ def test_default_epochs_depend_on_the_backbone():
     assert (conv.n_epochs_, len(conv.loss_curve_)) == (_IMAGE_EPOCHS, _IMAGE_EPOCHS)
     assert _IMAGE_EPOCHS < _MLP_EPOCHS
     assert EnergyClassifier(n_epochs=3, hidden=(4,), **small).fit(X, y).n_epochs_ == 3
+
+
+def test_conditional_negatives_and_negative_augmentation_reach_the_objective():
+    X, y = blobs(120, 6)
+    base = {**SMALL, "n_epochs": 10, "random_state": 0}
+    plain = EnergyClassifier(**base).fit(X, y)
+    clf = EnergyClassifier(**base, sgld_conditional=True, nda_weight=0.5).fit(X, y)
+    obj = clf._objective()
+    assert obj.conditional and obj.nda_weight == 0.5
+    assert not plain._objective().conditional and plain._objective().nda_weight == 0.0
+    assert clf.score(X, y) >= 0.9
+    assert not np.allclose(clf.score_samples(X), plain.score_samples(X))
+    with pytest.raises(ValueError, match="nda_weight must be >= 0"):
+        EnergyClassifier(nda_weight=-1.0).fit(X, y)

@@ -132,6 +132,15 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         sgld_noise: SGLD noise standard deviation.
         buffer_size: Replay buffer capacity.
         reinit_prob: Chance that a buffer draw restarts from noise.
+        sgld_conditional: Draw the SGLD negatives class-conditionally
+            (``p(x | y)`` for uniform ``y``; the contrastive term then compares
+            ``E(x, y) = -f(x)[y]`` on data and negatives).
+        nda_weight: Weight of negative data augmentation (Sinha et al. 2021):
+            chimeras of the batch (the first part of one training input joined
+            to the rest of one of another class, for images the top of one over
+            the bottom of another, :func:`~ebmlab.objectives.chimera_negatives`)
+            have their energy pushed up as known negatives, with this weight
+            (0: none; needs a generative term). ``score_samples`` stays ``-E(x)``.
         calibration: ``"temperature"`` or ``"none"``.
         validation_fraction: Rows held out for the temperature (``"temperature"``).
         backbone: ``"mlp"`` (``hidden`` widths on standardized features),
@@ -185,6 +194,8 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         https://arxiv.org/abs/1912.03263
         Guo, C. et al. (2017). On calibration of modern neural networks. ICML.
         https://arxiv.org/abs/1706.04599
+        Sinha, A. et al. (2021). Negative data augmentation. ICLR 2021.
+        https://arxiv.org/abs/2102.05113
     """
 
     def __init__(
@@ -204,6 +215,8 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         sgld_noise: float = 0.01,
         buffer_size: int = 2000,
         reinit_prob: float = 0.05,
+        sgld_conditional: bool = False,
+        nda_weight: float = 0.0,
         calibration: str = "none",
         validation_fraction: float = 0.1,
         backbone: str = "mlp",
@@ -227,6 +240,8 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         self.sgld_noise = sgld_noise
         self.buffer_size = buffer_size
         self.reinit_prob = reinit_prob
+        self.sgld_conditional = sgld_conditional
+        self.nda_weight = nda_weight
         self.calibration = calibration
         self.validation_fraction = validation_fraction
         self.backbone = backbone
@@ -257,7 +272,8 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         for name in ("learning_rate", "sgld_step_size"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("weight_decay", "generative_weight", "energy_reg", "sgld_noise"):
+        nonneg = ("weight_decay", "generative_weight", "energy_reg", "sgld_noise", "nda_weight")
+        for name in nonneg:
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0.0 <= float(self.label_smoothing) < 1.0:
@@ -422,6 +438,8 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
             step_size=float(self.sgld_step_size),
             noise=float(self.sgld_noise),
             label_smoothing=float(self.label_smoothing),
+            conditional=bool(self.sgld_conditional),
+            nda_weight=float(self.nda_weight),
         )
 
     def _train(self, x: Tensor, y: Tensor, g: torch.Generator, seed: int) -> np.ndarray:
