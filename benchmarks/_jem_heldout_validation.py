@@ -56,6 +56,9 @@ def main() -> None:
             full = {
                 "val accuracy": float(model.score(x[val], y[val])),
                 "val ECE": model.calibration_error(x[val], y[val]),
+                "confidence - accuracy": float(
+                    model.predict_proba(x[val]).max(1).mean() - model.score(x[val], y[val])
+                ),
                 "AUROC noise": _auroc(s_val, model.score_samples(rng.rand(len(val), x.shape[1]))),
                 "AUROC inverted": _auroc(s_val, model.score_samples(1.0 - x[val])),
                 "fit CPU s": time.process_time() - t0,

@@ -251,6 +251,7 @@ def test_default_epochs_depend_on_the_backbone():
     # Image trunks default to class-conditional and chimera negatives; the MLP to neither.
     assert (conv.sgld_conditional_, conv.nda_weight_) == (True, 0.3)
     assert (mlp.sgld_conditional_, mlp.nda_weight_) == (False, 0.0)
+    assert (conv.calibration_, mlp.calibration_) == ("temperature", "none")
     assert (conv._objective().conditional, conv._objective().nda_weight) == (True, 0.3)
     assert not mlp._objective().conditional and mlp._objective().nda_weight == 0.0
     assert EnergyClassifier(n_epochs=3, hidden=(4,), **small).fit(X, y).n_epochs_ == 3
