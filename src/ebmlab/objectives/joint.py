@@ -149,7 +149,8 @@ class JointEnergyObjective:
         clamp: ``(low, high)`` bounds for the negatives (``None``: none).
         grad_clamp: Bound on each SGLD gradient entry (``None``: none).
         nda_weight: Weight ``w_nda`` of the negative-data-augmentation term
-            (0: none).
+            (0: none; it acts only with a generative term, ``w > 0`` or
+            ``alpha > 0``).
         nda_fn: ``(x, y, generator) -> (M, *event_shape)`` known negatives
             from the labelled batch (``None``: :func:`chimera_negatives`).
 
