@@ -248,4 +248,24 @@ def test_default_epochs_depend_on_the_backbone():
     assert (mlp.n_epochs_, len(mlp.loss_curve_)) == (_MLP_EPOCHS, _MLP_EPOCHS) == (60, 60)
     assert (conv.n_epochs_, len(conv.loss_curve_)) == (_IMAGE_EPOCHS, _IMAGE_EPOCHS)
     assert _IMAGE_EPOCHS < _MLP_EPOCHS
+    # Image trunks default to class-conditional and chimera negatives; the MLP to neither.
+    assert (conv.sgld_conditional_, conv.nda_weight_) == (True, 0.3)
+    assert (mlp.sgld_conditional_, mlp.nda_weight_) == (False, 0.0)
+    assert (conv.calibration_, mlp.calibration_) == ("temperature", "none")
+    assert (conv._objective().conditional, conv._objective().nda_weight) == (True, 0.3)
+    assert not mlp._objective().conditional and mlp._objective().nda_weight == 0.0
     assert EnergyClassifier(n_epochs=3, hidden=(4,), **small).fit(X, y).n_epochs_ == 3
+
+
+def test_conditional_negatives_and_negative_augmentation_reach_the_objective():
+    X, y = blobs(120, 6)
+    base = {**SMALL, "n_epochs": 10, "random_state": 0}
+    plain = EnergyClassifier(**base).fit(X, y)
+    clf = EnergyClassifier(**base, sgld_conditional=True, nda_weight=0.5).fit(X, y)
+    obj = clf._objective()
+    assert obj.conditional and obj.nda_weight == 0.5
+    assert not plain._objective().conditional and plain._objective().nda_weight == 0.0
+    assert clf.score(X, y) >= 0.9
+    assert not np.allclose(clf.score_samples(X), plain.score_samples(X))
+    with pytest.raises(ValueError, match="nda_weight must be >= 0"):
+        EnergyClassifier(nda_weight=-1.0).fit(X, y)

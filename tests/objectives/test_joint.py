@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ebmlab.energies import ClassifierEnergy, ConvEnergy, MLPEnergy, ResNetEnergy, make_mlp
-from ebmlab.objectives import JointEnergyObjective
+from ebmlab.objectives import JointEnergyObjective, chimera_negatives
 from ebmlab.train import TrainSettings, fit
 
 
@@ -80,3 +80,55 @@ def test_plain_cross_entropy_needs_no_buffer():
     torch.testing.assert_close(loss, diag.cross_entropy + 0.0 * loss)
     with pytest.raises(ValueError, match="needs a replay buffer"):
         JointEnergyObjective(lambda n, g: torch.rand(n, 2))(_energy(), (x, y), None)
+
+
+def test_chimeras_join_two_inputs_of_different_classes():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(4, (40,), generator=g)
+    x = torch.rand(40, 1, 6, 5, generator=g, dtype=torch.float64)
+    c = chimera_negatives(x, y, generator=g)
+    assert c.shape == x.shape and c.dtype == x.dtype
+    assert c.min() >= x.min() and c.max() <= x.max()
+    flat, cf = x.reshape(40, -1), c.reshape(40, -1)
+    for i in range(40):
+        # Row i's head, then a whole tail of one row of another class, cut in [8, 22].
+        cut = int((cf[i] != flat[i]).nonzero()[0])
+        assert 8 <= cut <= 22
+        assert torch.equal(cf[i, :cut], flat[i, :cut])
+        tails = (flat[:, cut:] == cf[i, cut:]).all(1).nonzero()[:, 0]
+        assert len(tails) == 1 and y[tails[0]] != y[i], (i, tails)
+    # One class in the batch: no chimera can be made.
+    assert chimera_negatives(x, torch.zeros(40, dtype=torch.long)).shape == (0, 1, 6, 5)
+    with pytest.raises(ValueError, match="low <= high"):
+        chimera_negatives(x, y, low=0.8, high=0.2)
+
+
+def _chimera_gap(nda_weight: float) -> float:
+    """Mean E(chimera) - E(data) after a JEM fit on two classes of 4-D blobs."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(2, (256,), generator=g)
+    x = torch.tensor([[2.0] * 4, [-2.0] * 4])[y] + 0.3 * torch.randn(256, 4, generator=g)
+    energy = ClassifierEnergy(make_mlp([4, 32, 2], "silu", g), 2, event_shape=(4,))
+    jem = JointEnergyObjective(
+        lambda n, gen: 6 * torch.rand(n, 4, generator=gen) - 3,
+        generative_weight=0.3,
+        n_steps=5,
+        step_size=0.1,
+        noise=0.05,
+        energy_reg=0.1,
+        nda_weight=nda_weight,
+    )
+    buf = jem.init_state(128, generator=g)
+    settings = TrainSettings(steps=150, batch_size=64, lr=1e-2, warmup_steps=0, seed=0)
+    fit(energy, x, jem, settings, state=buf, labels=y, progress=False)
+    with torch.no_grad():
+        chim = chimera_negatives(x, y, generator=g)
+        return float(energy(chim).mean() - energy(x).mean())
+
+
+def test_negative_data_augmentation_raises_the_energy_of_chimeras():
+    # Chimeras (2, 2, -2, -2) sit between the blobs' corners: without NDA nothing pushes
+    # their energy up much; with it they are explicit negatives.
+    plain, nda = _chimera_gap(0.0), _chimera_gap(1.0)
+    assert nda > 1.0 and nda > plain + 1.0, (plain, nda)

@@ -32,7 +32,7 @@ from typing import Any
 
 from .cd import CD_MODES, CDDiagnostics, ContrastiveDivergence
 from .energy_loss import EnergyLoss, EnergyLossDiagnostics, fit_energy_loss
-from .joint import JointDiagnostics, JointEnergyObjective
+from .joint import JointDiagnostics, JointEnergyObjective, chimera_negatives
 from .nce import (
     NCEDiagnostics,
     NoiseContrastiveEstimation,
@@ -68,6 +68,7 @@ __all__ = [
     "ScoreMatchingDiagnostics",
     "SlicedScoreMatching",
     "build_objective",
+    "chimera_negatives",
     "fit_energy_loss",
     "fit_gaussian_noise",
     "fit_mixture_noise",

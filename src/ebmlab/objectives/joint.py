@@ -14,6 +14,16 @@ steps of stochastic gradient Langevin dynamics (SGLD)
 ``y`` drawn uniformly (energy ``E(x, y) = -f(x)[y]``), and the contrastive
 term compares ``E(x, y)`` on data with ``E(x-, y-)``.
 
+Negative data augmentation (Sinha et al. 2021): with ``nda_weight > 0`` the
+loss gains ``w_nda * (mean E(x) - mean E(x~))`` (and the energy penalty
+``alpha * mean E(x~)^2``), where ``x~`` are known negatives made from the
+labelled batch by ``nda_fn`` (default :func:`chimera_negatives`: the first part
+of one input joined to the rest of an input of another class, i.e. for images
+the top of one digit over the bottom of another). They look like data but lie
+off its manifold, which SGLD negatives from noise rarely do; ``E`` stays the
+model's energy (``score_samples`` is still ``-E(x)``), only its training
+signal changes.
+
 Stability measures (what JEM's users needed): the energy penalty ``alpha``
 keeps energies near 0; ``data_noise`` adds a little Gaussian noise to the data
 batch; ``clamp`` keeps the negatives in the data's box; ``grad_clamp`` bounds
@@ -24,7 +34,7 @@ trains (batches ``(x, y)`` with ``fit(..., labels=y)``).
 
 from __future__ import annotations
 
-__all__ = ["JointDiagnostics", "JointEnergyObjective"]
+__all__ = ["JointDiagnostics", "JointEnergyObjective", "chimera_negatives"]
 
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -58,6 +68,64 @@ class JointDiagnostics(NamedTuple):
     regularization: Tensor
 
 
+def chimera_negatives(
+    x: Tensor,
+    y: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    low: float = 0.25,
+    high: float = 0.75,
+) -> Tensor:
+    """Chimeras of the batch: the head of each input joined to the tail of another class's.
+
+    For each row ``i`` a partner ``j`` with ``y[j] != y[i]`` is drawn
+    uniformly from the batch and a cut ``c`` uniformly from
+    ``[low * D, high * D]`` (``D`` the number of entries of one input, in
+    row-major order); the chimera takes entries ``[0, c)`` of ``x[i]`` and
+    ``[c, D)`` of ``x[j]``. For ``(C, H, W)`` images with one channel that is
+    the top rows of one image over the bottom rows of an image of another class
+    (the cut may fall inside a row). Every entry comes from a data row, so the
+    chimeras keep the data's shape, dtype and range. Rows whose class is the
+    only one in the batch get no chimera.
+
+    Arguments:
+        x: Inputs, shape ``(N, *event_shape)``.
+        y: Class indices, shape ``(N,)``.
+        generator: Drives the partners and cuts.
+        low, high: Range of the cut as fractions of ``D``, ``0 <= low <= high <= 1``.
+
+    Returns:
+        Chimeras, shape ``(M, *event_shape)`` with ``M <= N`` (``M = N`` when
+        the batch holds at least two classes for every row, i.e. >= 2 classes).
+
+    Example:
+        >>> x, y = torch.arange(12.0).reshape(3, 4), torch.tensor([0, 0, 1])
+        >>> chimera_negatives(x, y, generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([3, 4])
+
+    References:
+        Sinha, A. et al. (2021). Negative data augmentation. ICLR 2021.
+        https://arxiv.org/abs/2102.05113
+    """
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"need 0 <= low <= high <= 1, got low={low}, high={high}")
+    n = x.shape[0]
+    other = (y[:, None] != y[None, :]).to(torch.float64).cpu()
+    keep = other.sum(1) > 0
+    if not bool(keep.any()):
+        return x[:0]
+    rows = torch.nonzero(keep)[:, 0]
+    partner = torch.multinomial(other[rows], 1, generator=generator)[:, 0]
+    flat = x.reshape(n, -1)
+    d = flat.shape[1]
+    lo, hi = round(low * d), round(high * d)
+    cut = torch.randint(lo, hi + 1, (rows.shape[0],), generator=generator)
+    head = torch.arange(d)[None, :] < cut[:, None]
+    rows, partner, head = rows.to(x.device), partner.to(x.device), head.to(x.device)
+    out = torch.where(head, flat[rows], flat[partner])
+    return out.reshape((rows.shape[0], *x.shape[1:]))
+
+
 def _unwrap(energy: Any) -> Any:
     return energy.module if isinstance(energy, DistributedDataParallel) else energy
 
@@ -80,6 +148,11 @@ class JointEnergyObjective:
             batch of the contrastive term.
         clamp: ``(low, high)`` bounds for the negatives (``None``: none).
         grad_clamp: Bound on each SGLD gradient entry (``None``: none).
+        nda_weight: Weight ``w_nda`` of the negative-data-augmentation term
+            (0: none; it acts only with a generative term, ``w > 0`` or
+            ``alpha > 0``).
+        nda_fn: ``(x, y, generator) -> (M, *event_shape)`` known negatives
+            from the labelled batch (``None``: :func:`chimera_negatives`).
 
     The state is a :class:`~ebmlab.samplers.ReplayBuffer` (make one with
     :meth:`init_state`), or ``None`` without a generative term.
@@ -99,6 +172,8 @@ class JointEnergyObjective:
         Grathwohl, W. et al. (2019). Your classifier is secretly an energy
         based model and you should treat it like one. ICLR 2020.
         https://arxiv.org/abs/1912.03263
+        Sinha, A. et al. (2021). Negative data augmentation. ICLR 2021.
+        https://arxiv.org/abs/2102.05113
     """
 
     def __init__(
@@ -115,11 +190,15 @@ class JointEnergyObjective:
         data_noise: float = 0.0,
         clamp: tuple[float, float] | None = None,
         grad_clamp: float | None = None,
+        nda_weight: float = 0.0,
+        nda_fn: Callable[[Tensor, Tensor, torch.Generator | None], Tensor] | None = None,
     ) -> None:
         if not generative_weight >= 0 or not energy_reg >= 0:
             raise ValueError("generative_weight and energy_reg must be >= 0")
         if n_steps < 0 or not step_size > 0 or not noise >= 0 or not data_noise >= 0:
             raise ValueError("n_steps, noise, data_noise must be >= 0 and step_size > 0")
+        if not nda_weight >= 0:
+            raise ValueError(f"nda_weight must be >= 0, got {nda_weight}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.init_fn = init_fn
@@ -133,6 +212,13 @@ class JointEnergyObjective:
         self.data_noise = float(data_noise)
         self.clamp = clamp
         self.grad_clamp = grad_clamp
+        self.nda_weight = float(nda_weight)
+        self.nda_fn = nda_fn
+
+    def _nda(self, x: Tensor, y: Tensor, generator: torch.Generator | None) -> Tensor:
+        if self.nda_fn is not None:
+            return self.nda_fn(x, y, generator)
+        return chimera_negatives(x, y, generator=generator)
 
     @property
     def is_generative(self) -> bool:
@@ -224,7 +310,12 @@ class JointEnergyObjective:
             eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x_pos = x + self.data_noise * eps
         same = self.data_noise == 0
-        logits_all = net.logits(torch.cat([x, x_neg] if same else [x, x_pos, x_neg]))
+        x_nda = self._nda(x, y, generator) if self.nda_weight > 0 else x[:0]
+        m = x_nda.shape[0]
+        parts = [x, x_neg] if same else [x, x_pos, x_neg]
+        logits_all = net.logits(torch.cat([*parts, x_nda]))
+        logits_nda = logits_all[logits_all.shape[0] - m :]
+        logits_all = logits_all[: logits_all.shape[0] - m]
         logits, logits_neg = logits_all[:n], logits_all[-n:]
         logits_pos = logits if same else logits_all[n : 2 * n]
         ce = nn.functional.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
@@ -236,7 +327,13 @@ class JointEnergyObjective:
             e_pos = -torch.logsumexp(logits_pos, 1)
             e_neg = -torch.logsumexp(logits_neg, 1)
         reg = self.energy_reg * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
-        loss = ce + self.generative_weight * (e_pos.mean() - e_neg.mean()) + reg
+        loss = ce + self.generative_weight * (e_pos.mean() - e_neg.mean())
+        if m > 0:
+            e_nda = -torch.logsumexp(logits_nda, 1)
+            e_data = e_pos if not self.conditional else -torch.logsumexp(logits_pos, 1)
+            loss = loss + self.nda_weight * (e_data.mean() - e_nda.mean())
+            reg = reg + self.energy_reg * e_nda.pow(2).mean()
+        loss = loss + reg
         acc = (logits.detach().argmax(1) == y).float().mean()
         diag = JointDiagnostics(
             loss.detach(),
@@ -253,5 +350,6 @@ class JointEnergyObjective:
         return (
             f"JointEnergyObjective(generative_weight={self.generative_weight}, "
             f"energy_reg={self.energy_reg}, n_steps={self.n_steps}, "
-            f"step_size={self.step_size}, noise={self.noise}, conditional={self.conditional})"
+            f"step_size={self.step_size}, noise={self.noise}, conditional={self.conditional}, "
+            f"nda_weight={self.nda_weight})"
         )
