@@ -276,6 +276,9 @@ class ObjectiveConfig(_Section):
     """jem: weight of the contrastive term on E(x) (0: a plain classifier)."""
     conditional: bool = False
     """jem: class-conditional negatives, each chain sampling E(x, y) for a random class."""
+    nda_weight: float = Field(0.0, ge=0.0)
+    """jem: weight of chimera negatives (negative data augmentation, Sinha et al. 2021): the
+    top of one training image over the bottom of one of another class, energy pushed up."""
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     """jem: label smoothing of the cross-entropy term."""
 

@@ -76,7 +76,8 @@ def jem_run_config(source: str) -> RunConfig:
     o = cfg.objective
     o.name, o.n_steps, o.alpha, o.n_chains = "jem", 20, 0.1, 2000
     o.reinit_prob, o.restart, o.data_noise = 0.05, "uniform", 0.0
-    o.generative_weight, o.conditional, o.label_smoothing = 0.3, False, 0.0
+    o.generative_weight, o.conditional, o.label_smoothing = 0.3, True, 0.0
+    o.nda_weight = 0.3  # with class-conditional chains: EnergyClassifier's image defaults
     t = cfg.train
     t.steps, t.batch_size, t.lr, t.betas = 1000, 64, 1e-3, (0.9, 0.999)
     t.lr_schedule, t.warmup_steps, t.checkpoint_every = "constant", 0, 250
@@ -175,6 +176,7 @@ def jem_objective(cfg: RunConfig, init_fn: Any) -> JointEnergyObjective:
             step_size=1.0 if s.step_size is None else s.step_size,
             noise=0.01 if s.noise_scale is None else s.noise_scale,
             conditional=o.conditional,
+            nda_weight=o.nda_weight,
             label_smoothing=o.label_smoothing,
             data_noise=o.data_noise,
             clamp=s.clamp,
