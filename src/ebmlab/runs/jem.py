@@ -76,8 +76,8 @@ def jem_run_config(source: str) -> RunConfig:
     o = cfg.objective
     o.name, o.n_steps, o.alpha, o.n_chains = "jem", 20, 0.1, 2000
     o.reinit_prob, o.restart, o.data_noise = 0.05, "uniform", 0.0
-    o.generative_weight, o.conditional, o.label_smoothing = 0.3, True, 0.0
-    o.nda_weight = 0.3  # with class-conditional chains: EnergyClassifier's image defaults
+    o.generative_weight, o.conditional, o.label_smoothing = 0.3, False, 0.0
+    o.nda_weight = 0.0  # docs/images.md: why not EnergyClassifier's image recipe here
     t = cfg.train
     t.steps, t.batch_size, t.lr, t.betas = 1000, 64, 1e-3, (0.9, 0.999)
     t.lr_schedule, t.warmup_steps, t.checkpoint_every = "constant", 0, 250
