@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--noise",
         choices=["gaussian", "mask"],
-        help="noise model (default: mask when --mask is given, else gaussian)",
+        help="noise model (default: gaussian when --noise-std is given, else mask)",
     )
     p.add_argument("--noise-std", type=float, help="Gaussian noise standard deviation")
     p.add_argument("--mask", help=".npy of the same shape, nonzero where an entry is observed")
@@ -489,7 +489,7 @@ def _denoise(args: argparse.Namespace) -> int:
     from .runs import iter_denoise_run
     from .train import atomic_save_npy_chunks
 
-    noise = args.noise or ("mask" if args.mask else "gaussian")
+    noise = args.noise or ("gaussian" if args.noise_std is not None and not args.mask else "mask")
     chunks = iter_denoise_run(
         args.run,
         args.file,

@@ -99,6 +99,10 @@ def test_inpainting_keeps_observed_entries(trained, tmp_path):
         trained, tmp_path / "clean.npy", noise="mask", mask=tmp_path / "mask.npy"
     )
     np.testing.assert_allclose(via_mask.numpy(), filled, rtol=1e-6, atol=1e-6)
+    # Without --noise and --noise-std, NaN entries are the missing ones (mask).
+    default = tmp_path / "default.npy"
+    assert main(["denoise", str(trained), str(tmp_path / "nan.npy"), "-o", str(default)]) == 0
+    np.testing.assert_array_equal(np.load(default), filled)
 
 
 def test_user_errors_exit_2(trained, tmp_path, capsys):
@@ -107,13 +111,15 @@ def test_user_errors_exit_2(trained, tmp_path, capsys):
     o = str(tmp_path / "o.npy")
     x = str(tmp_path / "x.npy")
     assert main(["denoise", str(trained), x, "-o", o]) == 2
+    assert "nothing to restore" in capsys.readouterr().err
+    assert main(["denoise", str(trained), x, "-o", o, "--noise", "gaussian"]) == 2
     assert "--noise-std > 0" in capsys.readouterr().err
     assert (
         main(["denoise", str(trained), x, "-o", o, "--mask", str(tmp_path / "bad_mask.npy")]) == 2
     )
     assert "mask shape (4, 3) differs" in capsys.readouterr().err
     assert main(["denoise", str(trained), x, "-o", o, "--noise", "mask"]) == 2
-    assert "needs --mask FILE or NaN" in capsys.readouterr().err
+    assert "nothing to restore" in capsys.readouterr().err
     np.save(tmp_path / "wide.npy", np.zeros((5, 4)))
     assert (
         main(["denoise", str(trained), str(tmp_path / "wide.npy"), "-o", o, "--noise-std", "1"])

@@ -293,7 +293,10 @@ def iter_denoise_run(
             ex_opts,
         )
     if noise == "mask" and mask is None and not any_missing:
-        raise ConfigError("noise 'mask' needs --mask FILE or NaN entries in the data")
+        raise ConfigError(
+            "nothing to restore: no NaN entries in the data and no --mask FILE "
+            "(for Gaussian noise give --noise-std)"
+        )
 
 
 def _row_chunks(
