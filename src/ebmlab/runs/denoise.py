@@ -202,8 +202,6 @@ def denoise_run(
         ConfigError: For an unknown noise/method or a missing/invalid parameter.
         DataError: For a malformed data or mask file.
     """
-    _check_denoise(noise, method, noise_std, n_steps, n_chains, step_size)
-    _exemplar_options(exemplar)
     return torch.cat(
         list(
             iter_denoise_run(

@@ -141,16 +141,10 @@ def _inpaint(
     n = y.shape[0]
     yk = y.repeat_interleave(k, 0)
     obs = observed.repeat_interleave(k, 0)
-    hi, lo = energy.sigma_max, energy.sigma_min
-    steps = max(int(n_steps), 1)
-    levels = [hi * (lo / hi) ** (i / max(steps - 1, 1)) for i in range(steps)]
-    x0 = yk.clone()
-    for sigma in levels:
-        z = torch.randn(yk.shape, generator=generator, dtype=y.dtype, device=y.device)
-        if method != "langevin":
-            z = torch.where(obs, z, torch.zeros_like(z))  # deterministic on the missing pixels
-        x = torch.where(obs, yk, x0) + sigma * z
-        x0 = torch.where(obs, yk, tweedie(energy, x, sigma).clamp(-1.0, 1.0))
+    x0 = _anneal(
+        energy, yk.clone(), yk, obs, energy.sigma_max, energy.sigma_min, n_steps, generator,
+        random_missing=method == "langevin",
+    )  # fmt: skip
     return x0.reshape(n, k, *y.shape[1:]).mean(1)
 
 
@@ -215,7 +209,8 @@ def restore_from_exemplars(
     if int(n_candidates) < 1:
         raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
     k = min(int(n_candidates), exemplars.shape[0])
-    ex = exemplars.to(y.dtype).reshape(exemplars.shape[0], -1)
+    exemplars = exemplars.to(y.dtype)
+    ex = exemplars.reshape(exemplars.shape[0], -1)
     ex_sq_t = ex.pow(2).T  # (D, M)
     e_ex: Tensor | None = None  # energies of the exemplars, computed once when needed
     out = []
@@ -230,13 +225,14 @@ def restore_from_exemplars(
         d, idx = d.clamp_min(0.0).topk(k, dim=1, largest=False)
         obs_k = oc.repeat_interleave(k, 0)
         y_k = yc.repeat_interleave(k, 0)
-        comp = torch.where(obs_k, y_k, exemplars[idx.reshape(-1)].to(y.dtype))
+        comp = torch.where(obs_k, y_k, exemplars[idx.reshape(-1)])
         if refine_steps > 0:
-            comp = _refine(energy, comp, y_k, obs_k, refine_sigma, refine_steps, generator)
+            lo = min(energy.sigma_min, refine_sigma)
+            comp = _anneal(energy, comp, y_k, obs_k, refine_sigma, lo, refine_steps, generator)
         log_w = -d / (2.0 * distance_scale**2)
         if temperature is not None:
             if e_ex is None:
-                e_ex = _energies(energy, exemplars.to(y.dtype), sigma, chunk)
+                e_ex = _energies(energy, exemplars, sigma, chunk)
             e_c = _energies(energy, comp, sigma, chunk).reshape(n, k)
             log_w = log_w - (e_c - e_ex[idx]) / temperature
         w = torch.softmax(log_w, 1)
@@ -257,20 +253,28 @@ def _energies(energy: NoiseConditionalImageEnergy, x: Tensor, sigma: float, chun
     return torch.cat(out)
 
 
-def _refine(
+def _anneal(
     energy: NoiseConditionalImageEnergy,
     x0: Tensor,
     y: Tensor,
     observed: Tensor,
-    sigma: float,
+    hi: float,
+    lo: float,
     n_steps: int,
     generator: torch.Generator | None,
+    *,
+    random_missing: bool = True,
 ) -> Tensor:
-    """Annealed Tweedie moves from ``sigma`` down to ``sigma_min``, observed pixels clamped."""
-    lo = min(energy.sigma_min, sigma)
+    """Annealed Tweedie steps over ``n_steps`` geometric levels from ``hi`` down to ``lo``:
+    at each level ``x0`` (observed pixels set to ``y``) is noised to the level and replaced
+    by its Tweedie estimate, observed pixels put back. ``random_missing=False`` leaves the
+    missing pixels un-noised (one deterministic chain)."""
     steps = max(int(n_steps), 1)
-    for level in [sigma * (lo / sigma) ** (i / max(steps - 1, 1)) for i in range(steps)]:
-        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    for i in range(steps):
+        level = hi * (lo / hi) ** (i / max(steps - 1, 1))
+        z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+        if not random_missing:
+            z = torch.where(observed, z, torch.zeros_like(z))
         x = torch.where(observed, y, x0) + level * z
         x0 = torch.where(observed, y, tweedie(energy, x, level).clamp(-1.0, 1.0))
     return x0
