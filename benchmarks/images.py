@@ -38,6 +38,12 @@ Parts (``--part``):
   Liu et al. 2020) against uniform noise and inverted digits (``1 - x``).
   ``--epochs`` sets the budget of both networks (default: the estimator's, 10
   passes for an image trunk); JEM's fit time is reported in wall and CPU seconds.
+  Calibration noise: each model's ECE floor (the ECE a perfectly calibrated
+  model with its confidences shows on the same 1,000 rows,
+  ``ebmlab.estimators.classifier.ece_floor``), its Brier score, and a paired
+  bootstrap of the test rows for the ECE difference of JEM and the CE network
+  (per seed and for the mean over seeds); ``--reliability PNG`` draws the
+  reliability diagram of both over the test rows of all seeds.
 
 * ``heldout``: the same two networks trained on digits 0-4 only; AUROC of
   test digits 0-4 against test digits 5-9 (JEM's ``score_samples`` and maximum
@@ -62,7 +68,7 @@ Parts (``--part``):
   importance-sampling estimate of log Z from the mixture, N draws).
 
 Run:  python benchmarks/images.py --part generation --budget 150 --seeds 0,1,2
-      python benchmarks/images.py --part classification --seeds 0
+      python benchmarks/images.py --part classification --seeds 0,1,2 --reliability r.png
       python benchmarks/images.py --part density --seeds 0 --bound 10
       python benchmarks/images.py --part perf --updates 10 --rounds 3
       python benchmarks/images.py --part restoration --seeds 0,1,2
@@ -563,8 +569,14 @@ def _jem_net(epochs: int | None) -> dict[str, Any]:
     return net
 
 
-def classification(epochs: int | None, seeds: list[int]) -> dict[str, Any]:
-    """JEM vs the CE network vs LogisticRegression / MLPClassifier on mnist5k."""
+def classification(
+    epochs: int | None, seeds: list[int], reliability_png: str | None = None
+) -> dict[str, Any]:
+    """JEM vs the CE network vs LogisticRegression / MLPClassifier on mnist5k.
+
+    With ``reliability_png``, a reliability diagram of JEM and the CE network over the test
+    rows of all seeds together.
+    """
     import numpy as np
     from scipy.special import logsumexp
     from sklearn.linear_model import LogisticRegression
@@ -572,13 +584,21 @@ def classification(epochs: int | None, seeds: list[int]) -> dict[str, Any]:
 
     from ebmlab.data.images import load_images, stratified_split
     from ebmlab.estimators import EnergyClassifier
-    from ebmlab.estimators.classifier import expected_calibration_error
+    from ebmlab.estimators.classifier import ece_floor, expected_calibration_error
+    from ebmlab.plotting import plot_reliability
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _calibration_noise import brier, paired_ece_bootstrap
 
     data = load_images("builtin:mnist5k")
     assert data.y is not None
     X_all = (data.x.reshape(data.x.shape[0], -1).double().numpy() + 1.0) / 2.0  # [0, 1]
     y_all = data.y.numpy()
     rows: dict[str, list[dict[str, float]]] = {}
+    jem_name, ce_name = "JEM (EnergyClassifier)", "CE network (same net, generative_weight=0)"
+    differences: list[dict[str, float]] = []
+    draws: list[np.ndarray] = []
+    pooled: dict[str, list[np.ndarray]] = {jem_name: [], ce_name: [], "y": []}
     for seed in seeds:
         tr, te = stratified_split(X_all.shape[0], data.y, 0.2, seed)
         Xtr, Xte, ytr, yte = (
@@ -590,9 +610,10 @@ def classification(epochs: int | None, seeds: list[int]) -> dict[str, Any]:
         rng = np.random.RandomState(10_000 + seed)
         ood = {"noise": rng.rand(*Xte.shape), "inverted": 1.0 - Xte}
         net = _jem_net(epochs)
+        probas: dict[str, np.ndarray] = {}
         models: dict[str, Any] = {
-            "JEM (EnergyClassifier)": EnergyClassifier(**net, random_state=seed),
-            "CE network (same net, generative_weight=0)": EnergyClassifier(
+            jem_name: EnergyClassifier(**net, random_state=seed),
+            ce_name: EnergyClassifier(
                 **net, generative_weight=0.0, energy_reg=0.0, random_state=seed
             ),
             "LogisticRegression": LogisticRegression(C=0.1, max_iter=2000),
@@ -602,12 +623,17 @@ def classification(epochs: int | None, seeds: list[int]) -> dict[str, Any]:
             t0, c0 = time.perf_counter(), time.process_time()
             model.fit(Xtr, ytr)
             secs, cpu = time.perf_counter() - t0, time.process_time() - c0
-            proba = model.predict_proba(Xte)
+            proba = probas[name] = model.predict_proba(Xte)
             n_seen = Xtr.shape[0] * int(getattr(model, "n_epochs_", 0))
+            y_idx = np.searchsorted(model.classes_, yte)
+            floor, floor_sd = ece_floor(proba, seed=seed)
             row = {
                 "accuracy": float((model.classes_[proba.argmax(1)] == yte).mean()),
-                "ece": expected_calibration_error(proba, np.searchsorted(model.classes_, yte)),
+                "ece": expected_calibration_error(proba, y_idx),
+                "ece floor": floor,
+                "ece floor sd": floor_sd,
                 "nll": float(-np.log(np.clip(proba[np.arange(len(yte)), yte], 1e-12, 1)).mean()),
+                "brier": brier(proba, y_idx),
                 "fit_seconds": secs,
                 "fit_cpu_seconds": cpu,
                 "images_per_second": n_seen / secs if n_seen else float("nan"),
@@ -633,14 +659,46 @@ def classification(epochs: int | None, seeds: list[int]) -> dict[str, Any]:
                     )
             rows.setdefault(name, []).append(row)
             print(name, seed, {k: round(v, 4) for k, v in row.items()}, flush=True)
-    summary = {
+        y_te = np.searchsorted(np.unique(ytr), yte)
+        for key, value in ((jem_name, probas[jem_name]), (ce_name, probas[ce_name]), ("y", y_te)):
+            pooled[key].append(value)
+        draws.append(paired_ece_bootstrap(probas[jem_name], probas[ce_name], y_te, 2000, seed))
+        differences.append(
+            {
+                "observed": rows[jem_name][-1]["ece"] - rows[ce_name][-1]["ece"],
+                "bootstrap sd": float(draws[-1].std()),
+            }
+        )
+        print("ECE JEM - CE", seed, differences[-1], flush=True)
+    summary: dict[str, Any] = {
         name: {
             k: (float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs])))
             for k in rs[0]
         }
         for name, rs in rows.items()
     }
-    return {"epochs": epochs, "seeds": seeds, "per_seed": rows, "summary": summary}
+    # The mean over seeds of the paired difference; its spread from the per-seed bootstraps
+    # (resamples of each seed's test rows, averaged across seeds draw by draw).
+    mean_draws = np.mean(draws, 0)
+    if reliability_png:
+        y_all_seeds = np.concatenate(pooled["y"])
+        curves = {}
+        for name, short in ((jem_name, "JEM"), (ce_name, "CE network")):
+            p = np.concatenate(pooled[name])
+            curves[f"{short} (ECE {100 * expected_calibration_error(p, y_all_seeds):.2f}%)"] = p
+        plot_reliability(curves, y_all_seeds, reliability_png)
+    summary["ECE JEM - CE, mean over seeds"] = {
+        "observed": float(np.mean([d["observed"] for d in differences])),
+        "bootstrap sd": float(mean_draws.std()),
+        "bootstrap 95% interval": [float(q) for q in np.percentile(mean_draws, [2.5, 97.5])],
+    }
+    return {
+        "epochs": epochs,
+        "seeds": seeds,
+        "per_seed": rows,
+        "ece_difference_per_seed": differences,
+        "summary": summary,
+    }
 
 
 def heldout(epochs: int | None, seeds: list[int]) -> dict[str, Any]:
@@ -745,6 +803,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="JEM: epochs (default: the default)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--png", default="jem_grids.png", help="grids: the PNG to write")
+    ap.add_argument(
+        "--reliability", help="classification: write a reliability diagram (PNG) of JEM and CE"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.part == "generation":
@@ -775,7 +836,9 @@ def main() -> None:
     elif args.part == "heldout":
         out = heldout(args.epochs, [int(s) for s in args.seeds.split(",")])
     elif args.part == "classification":
-        out = classification(args.epochs, [int(s) for s in args.seeds.split(",")])
+        out = classification(
+            args.epochs, [int(s) for s in args.seeds.split(",")], args.reliability
+        )
     else:
         out = perf(args.updates, args.rounds)
     text = json.dumps(out, indent=2, default=float)

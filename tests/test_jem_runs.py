@@ -78,12 +78,19 @@ def test_report_holds_accuracy_calibration_and_ood(jem_run):
     assert report["n_test"] == 20
     assert report["test_accuracy"] >= 0.75, report
     assert 0.0 <= report["test_ece"] <= 1.0
+    assert 0.0 < report["test_ece_floor"] <= 1.0 and report["test_ece_floor_sd"] > 0.0
     assert 0.0 < report["test_nll"] < np.log(2.0), report  # better than the uniform guess
     # -E(x) of the dark bar images vs uniform noise in [-1, 1] and vs inverted images.
     assert report["ood_auroc_noise"] >= 0.9, report
     assert 0.0 <= report["ood_auroc_inverted"] <= 1.0
     assert report["sample_finite_fraction"] == 1.0
-    for name in ("samples.png", "curves.png", "model.safetensors", "train_state.safetensors"):
+    for name in (
+        "samples.png",
+        "reliability.png",
+        "curves.png",
+        "model.safetensors",
+        "train_state.safetensors",
+    ):
         assert (run / name).is_file(), name
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["model"]["classes"] == list(LABELS) and cfg["objective"]["name"] == "jem"

@@ -1,4 +1,5 @@
-"""Figures for run directories: samples, learned vs true density, training curves.
+"""Figures for run directories: samples, learned vs true density, training curves,
+reliability diagrams of classifiers.
 
 Matplotlib runs headless (Agg); every function writes one PNG and returns its
 path.
@@ -6,14 +7,16 @@ path.
 
 from __future__ import annotations
 
-__all__ = ["plot_curves", "plot_density", "plot_samples"]
+__all__ = ["plot_curves", "plot_density", "plot_reliability", "plot_samples"]
 
 import csv
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -109,5 +112,81 @@ def plot_curves(metrics_csv: str | os.PathLike[str], path: str | os.PathLike[str
         ax.set_xlabel("step")
         if not isinstance(cols, str):
             ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_reliability(
+    probas: Mapping[str, Any] | Any,
+    y: Any,
+    path: str | os.PathLike[str],
+    n_bins: int = 15,
+) -> Path:
+    """Reliability diagram: accuracy against confidence per confidence bin, and how many rows.
+
+    The rows are binned by confidence ``max_k proba[i, k]`` into ``n_bins``
+    equal-width bins (the bins of
+    :func:`ebmlab.estimators.classifier.expected_calibration_error`). Left: each
+    bin's accuracy against its mean confidence ``c``, with bars of two binomial
+    standard errors ``2 sqrt(c (1 - c) / n_bin)``: how far the accuracy of a
+    *calibrated* bin of that size strays from the diagonal by chance. Right: the
+    rows per bin (log scale).
+
+    Arguments:
+        probas: Class probabilities ``(n_samples, n_classes)``, or a mapping from a
+            model's name (the legend) to its probabilities on the same rows.
+        y: True class indices (columns of the probabilities), shape ``(n_samples,)``.
+        path: PNG to write.
+        n_bins: Confidence bins.
+
+    Returns:
+        ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     plot_reliability({"model": p}, [0, 1, 1], f"{d}/r.png").name
+        'r.png'
+    """
+    models = dict(probas) if isinstance(probas, Mapping) else {"model": probas}
+    yy = np.asarray(y).reshape(-1)
+    if int(n_bins) < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    edges = np.linspace(0.0, 1.0, int(n_bins) + 1)
+    fig, (ax, ax_n) = plt.subplots(1, 2, figsize=(10, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    for k, (name, proba) in enumerate(models.items()):
+        p = np.asarray(proba, dtype=np.float64)
+        if p.ndim != 2 or p.shape[0] != yy.shape[0]:
+            raise ValueError(
+                f"probabilities of {name!r} must be (n_samples, n_classes) matching y "
+                f"{yy.shape}, got {p.shape}"
+            )
+        conf, correct = p.max(1), p.argmax(1) == yy
+        which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, int(n_bins) - 1)
+        n = np.bincount(which, minlength=int(n_bins))
+        full = n > 0
+        c = np.bincount(which, conf, int(n_bins))[full] / n[full]
+        acc = np.bincount(which, correct.astype(np.float64), int(n_bins))[full] / n[full]
+        se = 2 * np.sqrt(c * (1 - c) / n[full])
+        shift = (k - (len(models) - 1) / 2) * 0.006  # keep the bars of several models apart
+        lo, hi = np.minimum(se, acc), np.minimum(se, 1 - acc)  # bars cut to [0, 1]
+        ax.errorbar(c + shift, acc, yerr=(lo, hi), marker="o", ms=4, capsize=2, lw=1, label=name)
+        ax_n.bar(
+            edges[:-1] + (k + 0.5) * (edges[1] - edges[0]) / (len(models) + 0.5),
+            n,
+            width=(edges[1] - edges[0]) / (len(models) + 0.5),
+            align="edge",
+            label=name,
+        )
+    ax.set(xlim=(0, 1.02), ylim=(-0.02, 1.02))
+    ax.set_xlabel("confidence (max probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("reliability (bars: 2 SE of a calibrated bin)")
+    ax.legend(loc="upper left", fontsize=8)
+    ax_n.set_yscale("log")
+    ax_n.set_xlabel("confidence")
+    ax_n.set_ylabel("rows per bin")
     fig.tight_layout()
     return _save(fig, path)

@@ -14,7 +14,8 @@ hyperparameters stored verbatim, fitted attributes ending in ``_``):
 * :class:`BernoulliRBM` (``rbm.py``): scikit-learn's RBM API over
   :mod:`ebmlab.boltzmann`.
 
-Also public in their modules: ``classifier.expected_calibration_error`` and
+Also public in their modules: ``classifier.expected_calibration_error``,
+``classifier.ece_floor`` (the ECE a calibrated model shows on the same rows) and
 ``classifier.make_mlp`` (the default backbone); ``denoiser.psnr``,
 ``denoiser.METHODS`` and ``denoiser.NOISE_MODELS``.
 

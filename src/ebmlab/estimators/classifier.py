@@ -16,7 +16,7 @@ Sign convention: low energy = high probability; ``score_samples`` returns
 
 from __future__ import annotations
 
-__all__ = ["EnergyClassifier", "expected_calibration_error", "make_mlp"]
+__all__ = ["EnergyClassifier", "ece_floor", "expected_calibration_error", "make_mlp"]
 
 import itertools
 import math
@@ -86,6 +86,51 @@ def expected_calibration_error(proba: Any, y_true: Any, n_bins: int = 15) -> flo
         if m.any():
             total += m.mean() * abs(correct[m].mean() - conf[m].mean())
     return float(total)
+
+
+def ece_floor(
+    proba: Any, n_bins: int = 15, n_draws: int = 200, seed: int = 0
+) -> tuple[float, float]:
+    """The ECE that a perfectly calibrated classifier shows on these rows: its noise floor.
+
+    An ECE is measured on finitely many rows, so it is positive even for a model
+    whose confidences are exact: each bin's accuracy scatters around its mean
+    confidence. This draws each row's label from its own probabilities
+    (``y_i ~ proba[i]``, so the model is calibrated by construction) ``n_draws``
+    times and returns the mean and standard deviation of
+    :func:`expected_calibration_error` on those labels. An ECE within about two
+    standard deviations of the mean is what calibration itself would give; two
+    models whose ECEs both sit at their floors cannot be ranked by ECE on these
+    rows.
+
+    Arguments:
+        proba: Class probabilities, shape ``(n_samples, n_classes)``, rows summing to 1.
+        n_bins: Confidence bins, as in :func:`expected_calibration_error`.
+        n_draws: Label draws.
+        seed: Seed of the draws.
+
+    Returns:
+        ``(mean, sd)``: the floor and its spread, in ``[0, 1]``.
+
+    Example:
+        >>> p = np.tile([0.7, 0.3], (1000, 1))
+        >>> mean, sd = ece_floor(p, n_draws=400)
+        >>> 0.010 < mean < 0.013  # sqrt(2 / pi) * sqrt(0.7 * 0.3 / 1000) = 0.0116
+        True
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] < 2:
+        raise ValueError(f"proba must be (n_samples, n_classes >= 2), got shape {p.shape}")
+    if int(n_draws) < 2:
+        raise ValueError(f"n_draws must be >= 2, got {n_draws}")
+    rng = np.random.default_rng(seed)
+    cum = np.cumsum(p, 1)
+    draws = np.empty(int(n_draws))
+    for i in range(draws.shape[0]):
+        u = rng.random((p.shape[0], 1)) * cum[:, -1:]
+        y = np.minimum((u > cum).sum(1), p.shape[1] - 1)  # inverse-CDF draw per row
+        draws[i] = expected_calibration_error(p, y, n_bins)
+    return float(draws.mean()), float(draws.std())
 
 
 class EnergyClassifier(ClassifierMixin, BaseEstimator):

@@ -24,11 +24,13 @@ train                       batch 64, Adam 1e-3, constant rate, 1,000 updates
 ==========================  =============================================
 
 :func:`evaluate_jem` writes the classifier's figures into ``report.json``:
-held-out accuracy, expected calibration error (15 bins), negative
-log-likelihood of the labels, and the AUROC with which ``-E(x)`` (what
+held-out accuracy, expected calibration error (15 bins) beside its noise
+floor (the ECE a perfectly calibrated model with the same confidences shows on
+as many rows), negative log-likelihood of the labels, and the AUROC with which ``-E(x)`` (what
 ``score_samples`` of the estimator returns) separates held-out images from
 uniform noise and from inverted held-out images; ``samples.png`` holds
-class-conditional samples, one row per class.
+class-conditional samples, one row per class, and ``reliability.png`` the
+reliability diagram of the held-out predictions.
 """
 
 from __future__ import annotations
@@ -245,14 +247,17 @@ def evaluate_jem(
 ) -> dict[str, Any]:
     """Classifier part of ``evaluate_run`` for a JEM run (see the module doc).
 
-    Report keys: ``test_accuracy``, ``test_ece``, ``test_nll`` (nats per image),
+    Report keys: ``test_accuracy``, ``test_ece``, ``test_ece_floor`` and
+    ``test_ece_floor_sd`` (mean and standard deviation of the ECE of a calibrated
+    model with these confidences on these rows:
+    :func:`ebmlab.estimators.classifier.ece_floor`), ``test_nll`` (nats per image),
     ``train_accuracy``, ``ood_auroc_noise``, ``ood_auroc_inverted``,
     ``n_test``, ``classes``, ``n_samples``, ``sample_finite_fraction`` and
     ``samples_classified_as_asked`` (the share of class-conditional samples
     that the classifier assigns to the class they were drawn for).
 
     Arguments:
-        out: Run directory (``samples.png``, ``curves.png`` go there).
+        out: Run directory (``samples.png``, ``reliability.png``, ``curves.png`` go there).
         run_: The :class:`ebmlab.runs.Run`.
         report: The report so far; completed in place.
         sample_fn: ``sample_fn(n, seed=..., label=...)`` draws ``n`` samples of
@@ -262,7 +267,7 @@ def evaluate_jem(
     Returns:
         ``report``.
     """
-    from ..estimators.classifier import expected_calibration_error
+    from ..estimators.classifier import ece_floor, expected_calibration_error
     from .images import image_grid
 
     cfg = run_.config
@@ -275,7 +280,9 @@ def evaluate_jem(
     report["classes"] = list(cfg.model.classes)
     report["n_test"] = int(test.shape[0])
     report["test_accuracy"] = float((logits.argmax(1) == y_te).double().mean())
-    report["test_ece"] = expected_calibration_error(logp.exp().numpy(), y_te.numpy())
+    proba = logp.exp().numpy()
+    report["test_ece"] = expected_calibration_error(proba, y_te.numpy())
+    report["test_ece_floor"], report["test_ece_floor_sd"] = ece_floor(proba, seed=cfg.seed)
     report["test_nll"] = float(-logp.gather(1, y_te[:, None]).mean())
     m = min(run_.train.shape[0], 2000)
     train_logits = _logits(energy, run_.train[:m])
@@ -311,11 +318,14 @@ def evaluate_jem(
 
         grid = _upscale(image_grid(samples, n_cols=per_class))
         _atomic_image(out / "samples.png", lambda fh: grid.save(fh, format="PNG"))
+        from ..plotting import plot_curves, plot_reliability
         from ..train.loop import METRICS_NAME
 
+        ece = 100 * report["test_ece"]
+        plot_reliability(
+            {f"held-out rows (ECE {ece:.2f}%)": proba}, y_te.numpy(), out / "reliability.png"
+        )
         if (out / METRICS_NAME).is_file():
-            from ..plotting import plot_curves
-
             plot_curves(out / METRICS_NAME, out / "curves.png")
     if not math.isfinite(report["test_nll"]):
         report["test_nll"] = None
