@@ -149,20 +149,21 @@ def plot_reliability(
         ...     plot_reliability({"model": p}, [0, 1, 1], f"{d}/r.png").name
         'r.png'
     """
-    models = dict(probas) if isinstance(probas, Mapping) else {"model": probas}
+    given = dict(probas) if isinstance(probas, Mapping) else {"model": probas}
+    models = {name: np.asarray(p, dtype=np.float64) for name, p in given.items()}
     yy = np.asarray(y).reshape(-1)
     if int(n_bins) < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    edges = np.linspace(0.0, 1.0, int(n_bins) + 1)
-    fig, (ax, ax_n) = plt.subplots(1, 2, figsize=(10, 4.5), gridspec_kw={"width_ratios": [3, 2]})
-    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
-    for k, (name, proba) in enumerate(models.items()):
-        p = np.asarray(proba, dtype=np.float64)
+    for name, p in models.items():
         if p.ndim != 2 or p.shape[0] != yy.shape[0]:
             raise ValueError(
                 f"probabilities of {name!r} must be (n_samples, n_classes) matching y "
                 f"{yy.shape}, got {p.shape}"
             )
+    edges = np.linspace(0.0, 1.0, int(n_bins) + 1)
+    fig, (ax, ax_n) = plt.subplots(1, 2, figsize=(10, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    for k, (name, p) in enumerate(models.items()):
         conf, correct = p.max(1), p.argmax(1) == yy
         which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, int(n_bins) - 1)
         n = np.bincount(which, minlength=int(n_bins))
