@@ -10,7 +10,6 @@ import ast
 import importlib
 import importlib.util
 import inspect
-import pkgutil
 import re
 import shutil
 import sys
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-import ebmlab
 from ebmlab.cli import build_parser, main
 from ebmlab.config import RunConfig, load_config, parse_config
 
@@ -29,15 +27,8 @@ COMMON = {"--seed", "--device", "--dtype", "--quiet", "-h", "--help"}
 
 
 def _public_modules() -> dict[str, types.ModuleType]:
-    out = {"ebmlab": ebmlab}
-    for info in pkgutil.walk_packages(ebmlab.__path__, "ebmlab."):
-        parts = info.name.split(".")[1:]
-        if any(p.startswith("_") for p in parts) or parts[0] == "models":
-            continue
-        mod = importlib.import_module(info.name)
-        if hasattr(mod, "__all__"):
-            out[info.name] = mod
-    return out
+    """The modules the API reference documents (the site's own list)."""
+    return _hooks()._public_modules()
 
 
 def _attribute_docs(mod: types.ModuleType) -> set[str]:

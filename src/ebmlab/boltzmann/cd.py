@@ -46,6 +46,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..samplers.replay import _StoredStates
 from ..train.loop import TrainSettings, fit
 from .enumeration import _gdev
 
@@ -91,7 +92,7 @@ class GibbsCDDiagnostics(NamedTuple):
     energy_gap: Tensor
 
 
-class PersistentChains:
+class PersistentChains(_StoredStates):
     """The persistent Gibbs chains of PCD: the state :class:`BlockGibbsCD` advances.
 
     :func:`ebmlab.train.fit` checkpoints it through :meth:`state_dict` (the
@@ -105,6 +106,8 @@ class PersistentChains:
         buffer: The chains now.
         n_seen: Updates that advanced them.
     """
+
+    _noun = "chains"
 
     def __init__(self, chains: Tensor) -> None:
         if chains.dim() < 2 or chains.shape[0] < 1:
@@ -128,26 +131,6 @@ class PersistentChains:
 
     def __repr__(self) -> str:
         return f"PersistentChains(n_chains={len(self)}, n_seen={self.n_seen})"
-
-    def to(self, device: torch.device | str) -> PersistentChains:
-        """Move the chains to ``device`` (in place); returns ``self``."""
-        self.buffer = self.buffer.to(device)
-        return self
-
-    def state_dict(self) -> dict[str, Tensor | int]:
-        """The chains and the update count."""
-        return {"buffer": self.buffer, "n_seen": self.n_seen}
-
-    def load_state_dict(self, state: dict[str, Tensor | int]) -> None:
-        """Restore from :meth:`state_dict`."""
-        buf = state["buffer"]
-        assert isinstance(buf, Tensor)
-        if tuple(buf.shape) != tuple(self.buffer.shape):
-            raise ValueError(
-                f"chains of shape {tuple(buf.shape)} do not match {tuple(self.buffer.shape)}"
-            )
-        self.buffer = buf.to(self.buffer.device, self.buffer.dtype).clone()
-        self.n_seen = int(state["n_seen"])
 
 
 class _GivenGradients(torch.autograd.Function):

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ["ReplayBuffer"]
 
 from collections.abc import Callable
+from typing import Self
 
 import torch
 from torch import Tensor
@@ -13,7 +14,39 @@ from torch import Tensor
 InitFn = Callable[[int, "torch.Generator | None"], Tensor]
 
 
-class ReplayBuffer:
+class _StoredStates:
+    """Stored chain states ``buffer`` and an update count ``n_seen``, checkpointed as such.
+
+    The state layout that :func:`ebmlab.train.fit` saves and restores for
+    :class:`ReplayBuffer` and for :class:`ebmlab.boltzmann.PersistentChains`.
+    """
+
+    buffer: Tensor
+    n_seen: int
+    _noun = "stored states"  # names the shape mismatch in load_state_dict
+
+    def to(self, device: torch.device | str) -> Self:
+        """Move the stored states to ``device`` (in place); returns ``self``."""
+        self.buffer = self.buffer.to(device)
+        return self
+
+    def state_dict(self) -> dict[str, Tensor | int]:
+        """Tensors and counters needed to restore the states exactly."""
+        return {"buffer": self.buffer, "n_seen": self.n_seen}
+
+    def load_state_dict(self, state: dict[str, Tensor | int]) -> None:
+        """Restore from :meth:`state_dict`."""
+        buf = state["buffer"]
+        assert isinstance(buf, Tensor)
+        if tuple(buf.shape) != tuple(self.buffer.shape):
+            raise ValueError(
+                f"{self._noun} of shape {tuple(buf.shape)} do not match {tuple(self.buffer.shape)}"
+            )
+        self.buffer = buf.to(self.buffer.device, self.buffer.dtype).clone()
+        self.n_seen = int(state["n_seen"])
+
+
+class ReplayBuffer(_StoredStates):
     """A store of past MCMC end-states used to start the next chains.
 
     :meth:`sample` draws ``n`` stored states; each is replaced by a fresh start
@@ -40,6 +73,8 @@ class ReplayBuffer:
         >>> tuple(x.shape), len(buf)
         ((8, 2), 100)
     """
+
+    _noun = "replay buffer states"
 
     def __init__(
         self,
@@ -137,23 +172,3 @@ class ReplayBuffer:
             wins = latest[j] == k
             self.buffer[j[wins]] = x[wins]
         self.n_seen += n
-
-    def to(self, device: torch.device | str) -> ReplayBuffer:
-        """Move the stored states to ``device`` (in place); returns ``self``."""
-        self.buffer = self.buffer.to(device)
-        return self
-
-    def state_dict(self) -> dict[str, Tensor | int]:
-        """Tensors and counters needed to restore the buffer exactly."""
-        return {"buffer": self.buffer, "n_seen": self.n_seen}
-
-    def load_state_dict(self, state: dict[str, Tensor | int]) -> None:
-        """Restore from :meth:`state_dict`."""
-        buf = state["buffer"]
-        assert isinstance(buf, Tensor)
-        if tuple(buf.shape) != tuple(self.buffer.shape):
-            raise ValueError(
-                f"replay buffer shape {tuple(buf.shape)} does not match {tuple(self.buffer.shape)}"
-            )
-        self.buffer = buf.to(self.buffer.device, self.buffer.dtype).clone()
-        self.n_seen = int(state["n_seen"])
